@@ -1,0 +1,22 @@
+# The two commands the README promises. Both set the machine up first (scripts/setup.sh is idempotent).
+.PHONY: setup demo test lint bench
+
+VENV ?= .venv
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup  ## the main job on embedded defaults
+	$(VENV)/bin/speechtok demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint  ## lint, type-check, then the test suite (unit + integration on loopback; slow/gpu opt-in)
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python benchmarks/shard_throughput.py
+	$(VENV)/bin/python benchmarks/codec_speed.py

@@ -1,0 +1,156 @@
+"""`speechtok` command line: thin typer wrappers that parse, build the typed settings and call a flow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flows.progress import console
+from flows.settings import Settings, load_settings
+from storage.fs import StorageUnreachableError
+
+app = typer.Typer(
+    name="speechtok",
+    help=(
+        "Turn a LibriLight-shaped audiobook corpus into compact, reversible discrete speech tokens.\n\n"
+        "Stages: sample-corpus (make a small corpus) → shard (WebDataset tar shards + Parquet manifest). "
+        "Settings come from --config YAML, SPEECHTOK_* environment variables and flags (flags win)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML settings file (see README, 'Configuration').")
+]
+S3EndpointOption = Annotated[
+    str | None,
+    typer.Option("--s3-endpoint", help="S3-compatible endpoint URL; default: AWS_ENDPOINT_URL or AWS's own."),
+]
+
+
+def _settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    try:
+        return load_settings(config, overrides)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]invalid settings:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+@app.command("sample-corpus")
+def sample_corpus(
+    out: Annotated[Path, typer.Argument(help="Directory to write {split}/{speaker}/{book}/{name}.flac+.json into.")],
+    speakers: Annotated[int, typer.Option(help="Number of distinct speakers (voices).", min=1)] = 4,
+    minutes: Annotated[float, typer.Option(help="Total minutes of audio across all speakers.", min=0.1)] = 4.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    backend: Annotated[
+        str, typer.Option(help="auto: espeak-ng when installed, else the built-in synthetic speech generator.")
+    ] = "auto",
+) -> None:
+    """Write a small corpus with LibriLight's layout and JSON fields (speech + matching voice_activity)."""
+    from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
+
+    summary = generate_sample_corpus(
+        out, SampleCorpusConfig(speakers=speakers, minutes=minutes, seed=seed, backend=backend), progress=True
+    )
+    console.print(
+        f"wrote {summary.num_files} files, {summary.total_seconds / 60:.1f} min of audio from {speakers} speakers "
+        f"({summary.backend}) to {out}"
+    )
+
+
+@app.command()
+def shard(
+    source: Annotated[str, typer.Argument(help="Corpus root: a local path or s3://bucket/prefix.")],
+    destination: Annotated[str, typer.Argument(help="Output root for shards/, manifest/ (local or s3://).")],
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Only these top-level splits (repeatable).")
+    ] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Longest segment in seconds (default 16).")] = None,
+    target_shard_mb: Annotated[float | None, typer.Option(help="Target shard size in MiB (default 1024).")] = None,
+    holdout_fraction: Annotated[float | None, typer.Option(help="Share of speakers held out (default 0.02).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Shards/batches processed at once (default 2).")] = None,
+    vad_fallback: Annotated[
+        str | None, typer.Option(help="No voice_activity in a JSON: 'energy' (detect) or 'reject' (default energy).")
+    ] = None,
+    config: ConfigOption = None,
+    s3_endpoint: S3EndpointOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Run the Prefect flow `shard_corpus`: cut files at their voice activity into ≤ max-seconds segments,
+    write `{split}-{index:06d}.tar` WebDataset shards (FLAC + JSON) and `manifest/*.parquet`.
+
+    Every discovered audio file is either sharded or listed in manifest/rejections.parquet with a reason;
+    the command fails only when the run itself fails. Re-running resumes: finished shards are kept."""
+    from flows.shard import run_shard_corpus
+
+    settings = _settings(
+        config,
+        {
+            "s3": {"endpoint_url": s3_endpoint},
+            "shard": {
+                "splits": split or None,
+                "max_seconds": max_seconds,
+                "target_shard_bytes": int(target_shard_mb * 1024**2) if target_shard_mb else None,
+                "holdout_fraction": holdout_fraction,
+                "concurrency": concurrency,
+                "vad_fallback": vad_fallback,
+            },
+        },
+    )
+    try:
+        summary = run_shard_corpus(source, destination, settings.shard, settings.s3, show_progress=progress)
+    except StorageUnreachableError as error:
+        console.print(f"[red]storage error:[/red] {error}")
+        raise typer.Exit(2) from error
+    print_shard_summary(summary)
+
+
+def print_shard_summary(summary: Any) -> None:
+    manifest = summary.manifest
+    table = Table(title=f"shard_corpus → {summary.destination}", show_header=False)
+    table.add_row("audio files discovered", str(manifest.files))
+    table.add_row("files sharded", str(manifest.sharded_files))
+    table.add_row("segments", str(manifest.segments))
+    table.add_row("audio hours", f"{manifest.audio_hours:.3f}")
+    table.add_row("shards", f"{manifest.shards} ({summary.shards_written} written, {summary.shards_reused} reused)")
+    table.add_row("hold-out speakers", str(manifest.holdout_speakers))
+    table.add_row("files rejected", str(manifest.rejected_files))
+    for reason, count in manifest.rejections_by_reason.items():
+        table.add_row(f"  {reason}", str(count))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its corpus and outputs.")] = Path(
+        "speechtok-data/demo"
+    ),
+    speakers: Annotated[int, typer.Option(help="Speakers in the generated corpus.")] = 4,
+    minutes: Annotated[float, typer.Option(help="Minutes of generated audio.")] = 4.0,
+) -> None:
+    """The main job on embedded defaults: generate a sample corpus, shard it, print the summary."""
+    from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
+
+    from flows.shard import run_shard_corpus
+
+    corpus, shards = workdir / "corpus", workdir / "shards"
+    if not corpus.exists():
+        generate_sample_corpus(corpus, SampleCorpusConfig(speakers=speakers, minutes=minutes, seed=0), progress=True)
+    settings = _settings(None, {"shard": {"target_shard_bytes": 8 * 1024**2}})
+    summary = run_shard_corpus(str(corpus), str(shards), settings.shard, settings.s3)
+    print_shard_summary(summary)
+    console.print(f"corpus: {corpus}\nshards: {shards}/shards\nmanifest: {shards}/manifest")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; re-run the same command to resume")
+        sys.exit(130)

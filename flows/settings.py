@@ -1,0 +1,64 @@
+"""The one typed configuration of speechtok, merged from (highest first) CLI flags, environment
+variables (`SPEECHTOK_...`, nested with `__`, e.g. `SPEECHTOK_SHARD__MAX_SECONDS=12`), a YAML file
+(`--config speechtok.yaml`) and the defaults below. S3 credentials also come from the standard AWS
+variables and config files (read by boto3 itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from pipeline.sharding.config import ShardConfig
+from storage.settings import S3Settings
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPEECHTOK_", env_nested_delimiter="__", extra="forbid")
+
+    storage_root: str = Field(
+        default="./speechtok-data", description="where outputs go by default: a local path or s3://bucket/prefix"
+    )
+    s3: S3Settings = Field(default_factory=S3Settings)
+    shard: ShardConfig = Field(default_factory=ShardConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build `Settings`; `overrides` (from CLI flags, nested dicts, None values ignored) win over everything."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} not found")
+
+    class _WithFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    return _WithFile(**_drop_none(overrides or {}))
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                cleaned[key] = nested
+        elif value is not None:
+            cleaned[key] = value
+    return cleaned

@@ -1,0 +1,117 @@
+"""Lay utterances out in one file with known silences, so `voice_activity` is exact, then add a noise floor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Speech sits about 20 dB below full scale, like a levelled audiobook; each speaker's gain_db moves it a little.
+_SPEECH_DBFS = -20.0
+_PEAK_LIMIT = 0.9  # scale down utterances whose peaks would clip after the noise is added
+# Trimming: samples quieter than this relative to the utterance peak count as leading/trailing silence. At
+# -50 dB below a ~-8 dBFS peak they sit under the quietest noise floor, so cutting them loses nothing audible.
+_TRIM_DB_BELOW_PEAK = 50.0
+_MS_PER_SECOND = 1000
+_INT16_SCALE = 32767
+
+
+@dataclass(frozen=True)
+class AssembledAudio:
+    """One file's samples and the metadata that describes them exactly."""
+
+    samples: np.ndarray  # int16 [T]
+    voice_activity: list[list[float]]  # [[start_s, end_s], ...] sorted, non-overlapping, on whole milliseconds
+    snr: float  # dB: mean speech power inside voice_activity over the noise floor's power
+    speech_seconds: float
+    seconds: float
+
+
+def trim_silence(utterance: np.ndarray) -> np.ndarray:
+    """Drop leading and trailing near-silence of a float utterance `[T] -> [T']` (empty if all silent)."""
+    magnitude = np.abs(utterance)
+    peak = float(magnitude.max()) if len(magnitude) else 0.0
+    if peak == 0.0:
+        return utterance[:0]
+    loud = np.flatnonzero(magnitude > peak * 10 ** (-_TRIM_DB_BELOW_PEAK / 20))
+    return utterance[loud[0] : loud[-1] + 1]
+
+
+def level(utterance: np.ndarray, gain_db: float) -> np.ndarray:
+    """Scale a trimmed utterance to the speech level plus `gain_db`, never past the peak limit (same shape)."""
+    rms = float(np.sqrt(np.mean(utterance.astype(np.float64) ** 2)))
+    if rms == 0.0:
+        return utterance.astype(np.float64)
+    gain = 10 ** ((_SPEECH_DBFS + gain_db) / 20) / rms
+    gain = min(gain, _PEAK_LIMIT / float(np.max(np.abs(utterance))))
+    return utterance.astype(np.float64) * gain
+
+
+class FileLayout:
+    """Places utterances one after another, each after a seeded pause, up to a target length.
+
+    Positions are whole milliseconds so the rounded `voice_activity` times are exact sample positions at
+    16 kHz (16 samples per ms); each region spans its utterance's samples, rounded up to the next millisecond.
+    """
+
+    def __init__(
+        self, sample_rate: int, target_seconds: float, pause_seconds: tuple[float, float], rng: np.random.Generator
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.target_ms = round(target_seconds * _MS_PER_SECOND)
+        self.pause_seconds = pause_seconds
+        self.rng = rng
+        self.cursor_ms = 0
+        self.pieces: list[tuple[int, np.ndarray]] = []  # (start sample, float utterance)
+        self.regions_ms: list[tuple[int, int]] = []
+        self._next_pause_ms = self._draw_pause()
+
+    def _draw_pause(self) -> int:
+        return round(self.rng.uniform(*self.pause_seconds) * _MS_PER_SECOND)
+
+    def _length_ms(self, utterance: np.ndarray) -> int:
+        return -(-len(utterance) * _MS_PER_SECOND // self.sample_rate)  # ceiling division
+
+    @property
+    def empty(self) -> bool:
+        return not self.pieces
+
+    def fits(self, utterance: np.ndarray) -> bool:
+        """Whether pause + utterance + the shortest closing pause stay within the target length."""
+        closing_ms = round(self.pause_seconds[0] * _MS_PER_SECOND)
+        return self.cursor_ms + self._next_pause_ms + self._length_ms(utterance) + closing_ms <= self.target_ms
+
+    def add(self, utterance: np.ndarray) -> None:
+        """Place a trimmed, levelled float utterance after the next pause."""
+        start_ms = self.cursor_ms + self._next_pause_ms
+        end_ms = start_ms + self._length_ms(utterance)
+        self.pieces.append((start_ms * self.sample_rate // _MS_PER_SECOND, utterance))
+        self.regions_ms.append((start_ms, end_ms))
+        self.cursor_ms = end_ms
+        self._next_pause_ms = self._draw_pause()
+
+    def finish(self, noise_dbfs: float) -> AssembledAudio:
+        """Mix the utterances over Gaussian noise at `noise_dbfs` RMS; the file ends after a closing pause."""
+        if not self.pieces:
+            raise ValueError("a file needs at least one utterance; add() one before finish()")
+        # fits() kept room for the shortest pause, so this fills up to the target unless the one utterance of a
+        # very short file overran it.
+        closing_ms = max(round(self.pause_seconds[0] * _MS_PER_SECOND), self.target_ms - self.cursor_ms)
+        total = (self.cursor_ms + closing_ms) * self.sample_rate // _MS_PER_SECOND
+        speech = np.zeros(total)
+        for start, utterance in self.pieces:
+            speech[start : start + len(utterance)] = utterance
+        noise = self.rng.normal(0.0, 10 ** (noise_dbfs / 20), total)
+        mixed = np.clip(np.round((speech + noise) * _INT16_SCALE), -_INT16_SCALE - 1, _INT16_SCALE)
+
+        speech_samples = sum(len(utterance) for _, utterance in self.pieces)
+        speech_power = sum(float(np.sum(utterance**2)) for _, utterance in self.pieces) / max(speech_samples, 1)
+        noise_power = float(np.mean(noise**2))
+        snr = 10 * np.log10(speech_power / noise_power)
+        return AssembledAudio(
+            samples=mixed.astype(np.int16),
+            voice_activity=[[start / _MS_PER_SECOND, end / _MS_PER_SECOND] for start, end in self.regions_ms],
+            snr=round(float(snr), 4),
+            speech_seconds=speech_samples / self.sample_rate,
+            seconds=total / self.sample_rate,
+        )

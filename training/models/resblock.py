@@ -1,0 +1,55 @@
+"""HiFi-GAN "type 1" residual block shared by the encoder blocks and the decoder MRF (spec §2.2, §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_LEAKY_SLOPE = 0.1
+
+
+class ResBlock(nn.Module):
+    """For each dilation d: x ← x + conv_{k,1}(lrelu(conv_{k,d}(lrelu(x)))), "same" padding.
+
+    Shapes: [B, C, T] -> [B, C, T].
+
+    When a dilated conv's taps beyond the centre can only ever read zero padding (d·(k−1)/2 ≥ T), the
+    conv equals its centre tap exactly (spec §2.2); we then run a 1-tap conv with the centre weight instead
+    of padding by up to 78 125 samples. The output is identical; only the wasted work is skipped.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, dilations: Sequence[int] = (1, 3, 5)) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.dilations = tuple(dilations)
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2)
+            for d in self.dilations
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=1, padding=(kernel_size - 1) // 2)
+            for _ in self.dilations
+        )
+
+    def _dilated(self, conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+        dilation = conv.dilation[0]
+        if dilation * (self.kernel_size - 1) // 2 >= x.shape[-1]:
+            centre = conv.weight[:, :, self.kernel_size // 2 : self.kernel_size // 2 + 1]
+            return F.conv1d(x, centre, conv.bias)
+        return conv(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
+            y = self._dilated(conv1, F.leaky_relu(x, _LEAKY_SLOPE))
+            x = x + conv2(F.leaky_relu(y, _LEAKY_SLOPE))
+        return x
+
+
+def residual_stack(channels: int, n_blocks: int, kernel_size: int = 3) -> nn.Sequential:
+    """The encoder's `n_blocks` ResBlocks, block i with dilations (1, 3^i, 5^i) (spec §2.2)."""
+    return nn.Sequential(
+        *(ResBlock(channels, kernel_size, dilations=(1, 3**i, 5**i)) for i in range(n_blocks))
+    )

@@ -51,12 +51,16 @@ def sample_corpus(
     backend: Annotated[
         str, typer.Option(help="auto: espeak-ng when installed, else the built-in synthetic speech generator.")
     ] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT/{split}.")] = False,
 ) -> None:
     """Write a small corpus with LibriLight's layout and JSON fields (speech + matching voice_activity)."""
     from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
 
     summary = generate_sample_corpus(
-        out, SampleCorpusConfig(speakers=speakers, minutes=minutes, seed=seed, backend=backend), progress=True
+        out,
+        SampleCorpusConfig(speakers=speakers, minutes=minutes, seed=seed, backend=backend),  # type: ignore[arg-type]  # pydantic validates
+        progress=True,
+        overwrite=overwrite,
     )
     console.print(
         f"wrote {summary.num_files} files, {summary.total_seconds / 60:.1f} min of audio from {speakers} speakers "
@@ -135,9 +139,8 @@ def demo(
     minutes: Annotated[float, typer.Option(help="Minutes of generated audio.")] = 4.0,
 ) -> None:
     """The main job on embedded defaults: generate a sample corpus, shard it, print the summary."""
-    from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
-
     from flows.shard import run_shard_corpus
+    from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
 
     corpus, shards = workdir / "corpus", workdir / "shards"
     if not corpus.exists():

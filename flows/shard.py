@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -168,7 +169,8 @@ def run_shard_corpus(
     """
     check_reachable(open_location(source, s3), must_exist=True)
     check_reachable(open_location(destination, s3), must_exist=False)
-    configured = shard_corpus.with_options(task_runner=ThreadPoolTaskRunner(max_workers=config.concurrency))
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=config.concurrency)
+    configured = shard_corpus.with_options(task_runner=runner)  # type: ignore[arg-type]  # Prefect's generic is too narrow
     return configured(source, destination, config=config, s3=s3, show_progress=show_progress)
 
 

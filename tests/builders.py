@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
+from pipeline.sample_corpus.config import Backend
 
 
 def make_sample_corpus(
@@ -12,7 +13,7 @@ def make_sample_corpus(
     speakers: int = 3,
     minutes: float = 0.75,
     seed: int = 0,
-    backend: str = "synthetic",
+    backend: Backend = "synthetic",
     *,
     split: str = "small",
     books_per_speaker: int = 1,
@@ -33,7 +34,7 @@ def make_sample_corpus(
         books_per_speaker=books_per_speaker,
         min_file_seconds=min_file_seconds,
         max_file_seconds=max_file_seconds,
-        backend=backend,  # type: ignore[arg-type]  # validated by pydantic
+        backend=backend,
     )
     generate_sample_corpus(root, config)
     return root

@@ -30,8 +30,12 @@ def tone_with_pauses(seconds_on: list[float], pause: float = 0.5, sample_rate: i
 def librilight_json(speaker: str, book: str, voice_activity: list[list[float]] | None) -> dict:
     payload: dict = {
         "speaker": speaker,
-        "book_meta": {"id": book, "title": "Test Book", "authors": [{"first_name": "A", "last_name": "B"}],
-                      "genre": ["Fiction"]},
+        "book_meta": {
+            "id": book,
+            "title": "Test Book",
+            "authors": [{"first_name": "A", "last_name": "B"}],
+            "genre": ["Fiction"],
+        },
         "snr": 20.0,
     }
     if voice_activity is not None:
@@ -94,8 +98,15 @@ def seed_bad_inputs(root: Path) -> dict[str, str]:
     write_entry(root, "900", "2", "bad_json", samples, regions, json_text="{not json")
     expected["small/900/2/bad_json.flac"] = "malformed_json"
 
-    write_entry(root, "900", "2", "bad_vad", samples, None, json_text=json.dumps(
-        {**librilight_json("900", "2", None), "voice_activity": [[2.0, 1.0]]}))
+    write_entry(
+        root,
+        "900",
+        "2",
+        "bad_vad",
+        samples,
+        None,
+        json_text=json.dumps({**librilight_json("900", "2", None), "voice_activity": [[2.0, 1.0]]}),
+    )
     expected["small/900/2/bad_vad.flac"] = "malformed_json"
 
     write_entry(root, "901", "3", "no_vad", samples, None)
@@ -105,8 +116,9 @@ def seed_bad_inputs(root: Path) -> dict[str, str]:
     write_entry(root, "901", "3", "stereo", stereo, regions)
     expected["small/901/3/stereo.flac"] = "downmixed"
 
-    write_entry(root, "901", "3", "rate44k", tone_with_pauses([1.0], sample_rate=44_100)[0],
-                [[0.5, 1.5]], sample_rate=44_100)
+    write_entry(
+        root, "901", "3", "rate44k", tone_with_pauses([1.0], sample_rate=44_100)[0], [[0.5, 1.5]], sample_rate=44_100
+    )
     expected["small/901/3/rate44k.flac"] = "sample rate 44100"
 
     floats = samples.astype(np.float32) / 32768

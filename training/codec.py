@@ -38,6 +38,9 @@ CONFIG_FILE = "config.yaml"
 META_FILE = "codec.json"
 # spec §9: 36 hops = 14.4 s per chunk, inside the 15 s training maximum (spec §1).
 DEFAULT_MAX_CHUNK_FRAMES = 36
+# Equal-length chunks per forward pass: bounds memory on long files (the paper encoder's first block holds
+# 64 channels × 345 600 samples per chunk, ≈ 88 MB, before its residual stack).
+DEFAULT_MAX_BATCH_CHUNKS = 8
 
 AudioArray = torch.Tensor | np.ndarray
 
@@ -69,12 +72,15 @@ def split_frames(num_frames: int, max_chunk_frames: int) -> list[int]:
     return [max_chunk_frames] * full + ([rest] if rest else [])
 
 
-def group_by_length(lengths: Sequence[int]) -> list[list[int]]:
-    """Positions of equal lengths, grouped (first-seen order): only these may share a batch (spec §11.21)."""
+def group_by_length(lengths: Sequence[int], max_batch: int) -> list[list[int]]:
+    """Positions of equal lengths in batches of at most `max_batch` (first-seen order).
+
+    Only equal lengths may share a batch: zero padding would reach the model's global statistics (spec §11.21).
+    """
     groups: dict[int, list[int]] = {}
     for position, length in enumerate(lengths):
         groups.setdefault(length, []).append(position)
-    return list(groups.values())
+    return [group[i : i + max_batch] for group in groups.values() for i in range(0, len(group), max_batch)]
 
 
 @contextlib.contextmanager
@@ -129,10 +135,15 @@ class Codec(nn.Module):
         packer: MixedRadixPacker,
         generator: Generator,
         max_chunk_frames: int = DEFAULT_MAX_CHUNK_FRAMES,
+        max_batch_chunks: int = DEFAULT_MAX_BATCH_CHUNKS,
     ) -> None:
         super().__init__()
-        if max_chunk_frames < 1:
-            raise ValueError(f"max_chunk_frames={max_chunk_frames}; it must be >= 1 (36 = 14.4 s, spec §9)")
+        if max_chunk_frames < 1 or max_batch_chunks < 1:
+            raise ValueError(
+                f"max_chunk_frames={max_chunk_frames}, max_batch_chunks={max_batch_chunks}; both must be >= 1 "
+                "(defaults: 36 frames = 14.4 s per chunk, spec §9; 8 chunks per forward)"
+            )
+        self.max_batch_chunks = max_batch_chunks
         self.config = config
         self.encoder = encoder
         self.fsq = fsq
@@ -141,8 +152,17 @@ class Codec(nn.Module):
         self.max_chunk_frames = max_chunk_frames
 
     @classmethod
-    def from_config(cls, config: CodecConfig, max_chunk_frames: int = DEFAULT_MAX_CHUNK_FRAMES) -> Codec:
-        """Build a randomly initialised codec from a typed config (e.g. `training.configs.tiny()`)."""
+    def from_config(
+        cls,
+        config: CodecConfig,
+        max_chunk_frames: int = DEFAULT_MAX_CHUNK_FRAMES,
+        max_batch_chunks: int = DEFAULT_MAX_BATCH_CHUNKS,
+    ) -> Codec:
+        """Build a randomly initialised codec from a typed config (e.g. `training.configs.tiny()`).
+
+        `max_chunk_frames` changes the tokens of clips longer than one chunk (it is saved with the codec);
+        `max_batch_chunks` only bounds memory.
+        """
         return cls(
             config,
             encoder=Encoder(config.encoder),
@@ -150,6 +170,7 @@ class Codec(nn.Module):
             packer=MixedRadixPacker(config.fsq.levels, config.fsq.group_size),
             generator=Generator(config.decoder, config.encoder.code_dim, config.encoder.legacy_padding),
             max_chunk_frames=max_chunk_frames,
+            max_batch_chunks=max_batch_chunks,
         )
 
     # --- token contract (STYLE rule 6) -------------------------------------------------------------------
@@ -199,7 +220,7 @@ class Codec(nn.Module):
     def _encode_chunks(self, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Encode hop-aligned chunks, batching equal lengths: list of [L_i] -> list of tokens [T_i, G] int64."""
         results: list[torch.Tensor | None] = [None] * len(chunks)
-        for positions in group_by_length([c.shape[-1] for c in chunks]):
+        for positions in group_by_length([c.shape[-1] for c in chunks], self.max_batch_chunks):
             batch = torch.stack([chunks[i] for i in positions]).unsqueeze(1).to(self.device)  # [N, 1, L]
             indices = self.fsq(self.encoder(batch)).indices  # [N, T, D]
             tokens = self.packer.pack(indices).cpu()  # [N, T, G]
@@ -215,7 +236,9 @@ class Codec(nn.Module):
         return list(torch.split(padded, sizes))
 
     @torch.inference_mode()
-    def encode_batch(self, wavs: AudioArray, lengths: Sequence[int] | AudioArray, sample_rate: int) -> BatchEncodeResult:
+    def encode_batch(
+        self, wavs: AudioArray, lengths: Sequence[int] | AudioArray, sample_rate: int
+    ) -> BatchEncodeResult:
         """Tokenize a right-padded batch; equal to encoding each clip alone (padding never reaches the model).
 
         wavs [B, L] (or [B, C, L]), lengths [B] -> BatchEncodeResult(tokens [B, T_max, G] uint16, ...).
@@ -275,7 +298,7 @@ class Codec(nn.Module):
     def _decode_frames(self, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Decode token chunks, batching equal lengths: list of [T_i, G] -> list of waveforms [T_i·hop]."""
         results: list[torch.Tensor | None] = [None] * len(chunks)
-        for positions in group_by_length([c.shape[0] for c in chunks]):
+        for positions in group_by_length([c.shape[0] for c in chunks], self.max_batch_chunks):
             tokens = torch.stack([chunks[i] for i in positions]).to(self.device)  # [N, T, G]
             values = self.fsq.indices_to_values(self.packer.unpack(tokens))  # [N, D, T]
             audio = self.generator(values).squeeze(1).float().cpu()  # [N, 1, T·hop] -> [N, T·hop]

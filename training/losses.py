@@ -74,9 +74,7 @@ def lsgan_generator_loss(fake: DiscriminatorOutput) -> torch.Tensor:
 
 def lsgan_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
     """Σ over sub-discriminators of mean((D(y) − 1)²) + mean(D(ŷ)²) (spec §7): logits -> scalar."""
-    terms = [
-        torch.mean((r - 1) ** 2) + torch.mean(f**2) for r, f in zip(real.logits, fake.logits, strict=True)
-    ]
+    terms = [torch.mean((r - 1) ** 2) + torch.mean(f**2) for r, f in zip(real.logits, fake.logits, strict=True)]
     return torch.stack(terms).sum()
 
 

@@ -9,9 +9,9 @@ import numpy as np
 # Speech sits about 20 dB below full scale, like a levelled audiobook; each speaker's gain_db moves it a little.
 _SPEECH_DBFS = -20.0
 _PEAK_LIMIT = 0.9  # scale down utterances whose peaks would clip after the noise is added
-# Trimming: samples quieter than this relative to the utterance peak count as leading/trailing silence. At
-# -50 dB below a ~-8 dBFS peak they sit under the quietest noise floor, so cutting them loses nothing audible.
-_TRIM_DB_BELOW_PEAK = 50.0
+# Trimming: samples quieter than this relative to the utterance peak count as leading/trailing silence. 60 dB
+# below a peak of about -8 dBFS is under even the quietest noise floor (-65 dBFS), so cutting loses nothing audible.
+_TRIM_DB_BELOW_PEAK = 60.0
 _MS_PER_SECOND = 1000
 _INT16_SCALE = 32767
 

@@ -76,22 +76,28 @@ def _utterance(backend: SpeechBackend, voice: SpeakerVoice, rng: np.random.Gener
 
 
 def synthesize_file(
-    backend: SpeechBackend, voice: SpeakerVoice, target_seconds: float, config: SampleCorpusConfig,
+    backend: SpeechBackend,
+    voice: SpeakerVoice,
+    target_seconds: float,
+    config: SampleCorpusConfig,
     rng: np.random.Generator,
 ) -> AssembledAudio:
     """Utterances separated by seeded pauses up to `target_seconds`, over a seeded noise floor."""
-    layout = FileLayout(
-        config.sample_rate, target_seconds, (config.min_pause_seconds, config.max_pause_seconds), rng
-    )
+    layout = FileLayout(config.sample_rate, target_seconds, (config.min_pause_seconds, config.max_pause_seconds), rng)
     misses = 0
     while misses <= _SHORT_SENTENCE_TRIES:
         utterance = _utterance(backend, voice, rng, max_clauses=_MAX_CLAUSES if misses == 0 else 1)
-        if not len(utterance):
-            misses += 1
-        elif layout.fits(utterance) or layout.empty:  # a file always holds speech, even past a tiny target
+        if len(utterance) and layout.fits(utterance):
             layout.add(utterance)
-        else:
-            misses += 1
+            continue
+        misses += 1
+        if misses > _SHORT_SENTENCE_TRIES and layout.empty and len(utterance):
+            layout.add(utterance)  # a file always holds speech, even when its target is shorter than a sentence
+    if layout.empty:
+        raise RuntimeError(
+            f"backend {backend.name} returned only silence for voice {voice.espeak_voice} (speaker "
+            f"{voice.speaker_id}); check `{backend.version}` works or use backend='synthetic'"
+        )
     noise_dbfs = float(rng.uniform(config.min_noise_dbfs, config.max_noise_dbfs))
     return layout.finish(noise_dbfs)
 
@@ -112,7 +118,11 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _write_book(
-    root: Path, config: SampleCorpusConfig, speaker: SpeakerPlan, book: BookPlan, backend: SpeechBackend,
+    root: Path,
+    config: SampleCorpusConfig,
+    speaker: SpeakerPlan,
+    book: BookPlan,
+    backend: SpeechBackend,
     advance: Callable[[GeneratedFile], None],
 ) -> list[GeneratedFile]:
     directory = root / config.split / speaker.speaker_id / book.meta.id
@@ -120,7 +130,10 @@ def _write_book(
     # The whole book is synthesised first: its JSON carries the book's total time and section count.
     sections = [
         synthesize_file(
-            backend, speaker.voice, seconds, config,
+            backend,
+            speaker.voice,
+            seconds,
+            config,
             stream_rng(config.seed, Stream.FILE, speaker.voice.index, int(book.meta.id), number),
         )
         for number, seconds in enumerate(book.section_seconds, start=1)
@@ -175,7 +188,7 @@ def generate_sample_corpus(
     plan = plan_corpus(config)
 
     files: list[GeneratedFile] = []
-    with Progress(disable=not progress, transient=False) as bar:
+    with Progress(disable=not progress) as bar:
         task = bar.add_task(f"sample corpus ({backend.name})", total=plan.num_files)
 
         def advance(item: GeneratedFile) -> None:

@@ -121,8 +121,9 @@ class SyntheticBackend:
         envelope = np.where(voiced[segment], np.sin(np.pi * position) ** 0.6, 0.0)
         onset_seconds = position * lengths[segment] / rate
         onset = voiced[segment] & (onset_seconds < _ONSET_NOISE_SECONDS) & (rng.random(count) < 0.6)[segment]
-        fricative = signal.sosfilt(signal.butter(4, min(3500.0, 0.4 * rate), "highpass", fs=rate, output="sos"),
-                                   rng.normal(0.0, 1.0, total))
+        fricative = signal.sosfilt(
+            signal.butter(4, min(3500.0, 0.4 * rate), "highpass", fs=rate, output="sos"), rng.normal(0.0, 1.0, total)
+        )
         voiced_sound /= np.max(np.abs(voiced_sound)) + 1e-12
         audio = envelope * voiced_sound * np.where(onset, 0.3, 1.0) + np.where(onset, 0.15, 0.0) * fricative
         audio /= np.max(np.abs(audio)) + 1e-12

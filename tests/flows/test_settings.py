@@ -34,7 +34,7 @@ def test_bad_values_are_refused_with_the_field_name(tmp_path: Path) -> None:
     config.write_text("shard:\n  max_seconds: -3\n")
     with pytest.raises(ValueError, match="max_seconds"):
         load_settings(config)
-    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.yaml"):
         load_settings(tmp_path / "missing.yaml")
 
 

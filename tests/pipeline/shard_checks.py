@@ -53,9 +53,7 @@ def assert_shards_match_sources(corpus: Path, out: Path) -> int:
 def assert_accounting(corpus: Path, out: Path) -> None:
     """Every audio file under the corpus is in segments or in rejections, never both, never neither."""
     segments, rejections = read_manifest(out)
-    discovered = {
-        path.relative_to(corpus).as_posix() for path in corpus.rglob("*") if path.suffix in (".flac", ".wav")
-    }
+    discovered = {path.relative_to(corpus).as_posix() for path in corpus.rglob("*") if path.suffix in (".flac", ".wav")}
     sharded = {row["source"] for row in segments}
     rejected = {row["source"] for row in rejections}
     assert not sharded & rejected

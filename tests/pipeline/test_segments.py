@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,7 +28,7 @@ def region_lists(draw: st.DrawFn) -> list[TimeSpan]:
 def test_merged_segments_respect_limit_and_cover_every_region(regions: list[TimeSpan], limit: float) -> None:
     segments = merge_regions(regions, limit)
     assert all(seg.duration_s <= limit + 1e-9 for seg in segments)
-    assert all(a.end_s <= b.start_s for a, b in zip(segments, segments[1:], strict=False))
+    assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(segments))
     for region in regions:
         covering = [s for s in segments if s.start_s < region.end_s and region.start_s < s.end_s]
         if region.duration_s <= limit:
@@ -34,8 +36,13 @@ def test_merged_segments_respect_limit_and_cover_every_region(regions: list[Time
             assert len(covering) == 1
             assert covering[0].start_s <= region.start_s and region.end_s <= covering[0].end_s
         else:
-            assert abs(sum(min(s.end_s, region.end_s) - max(s.start_s, region.start_s) for s in covering)
-                       - region.duration_s) < 1e-6
+            assert (
+                abs(
+                    sum(min(s.end_s, region.end_s) - max(s.start_s, region.start_s) for s in covering)
+                    - region.duration_s
+                )
+                < 1e-6
+            )
 
 
 def test_merge_groups_neighbours_up_to_the_limit() -> None:
@@ -45,7 +52,9 @@ def test_merge_groups_neighbours_up_to_the_limit() -> None:
 
 def test_region_longer_than_limit_is_split_evenly() -> None:
     assert merge_regions([TimeSpan(0.0, 40.0)], 16.0) == [
-        TimeSpan(0.0, 40 / 3), TimeSpan(40 / 3, 80 / 3), TimeSpan(80 / 3, 40.0)
+        TimeSpan(0.0, 40 / 3),
+        TimeSpan(40 / 3, 80 / 3),
+        TimeSpan(80 / 3, 40.0),
     ]
 
 
@@ -67,5 +76,6 @@ def test_bad_voice_activity_is_named(value: object, message: str) -> None:
 
 def test_voice_activity_is_sorted_and_clipped_to_the_audio() -> None:
     assert parse_voice_activity([[5.0, 12.0], [0.5, 1.0], [20.0, 21.0]], 10.0, "x.json") == [
-        TimeSpan(0.5, 1.0), TimeSpan(5.0, 10.0)
+        TimeSpan(0.5, 1.0),
+        TimeSpan(5.0, 10.0),
     ]

@@ -21,7 +21,9 @@ def make_corpus(root: Path, speakers: int = 4, files: int = 2) -> Path:
     for speaker in range(speakers):
         for index in range(files):
             samples, regions = tone_with_pauses([3.0, 6.0, 9.0, 2.5, 18.0], seed=speaker * 10 + index)
-            write_entry(root, str(100 + speaker), str(7 + index % 2), f"chapter_{index:02d}_reader_64kb", samples, regions)
+            write_entry(
+                root, str(100 + speaker), str(7 + index % 2), f"chapter_{index:02d}_reader_64kb", samples, regions
+            )
     return root
 
 
@@ -67,7 +69,9 @@ def test_two_runs_give_byte_identical_output(tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "corpus")
     seed_bad_inputs(corpus)
     run_shard_corpus(str(corpus), str(tmp_path / "a"), CONFIG, show_progress=False)
-    run_shard_corpus(str(corpus), str(tmp_path / "b"), CONFIG.model_copy(update={"concurrency": 1}), show_progress=False)
+    run_shard_corpus(
+        str(corpus), str(tmp_path / "b"), CONFIG.model_copy(update={"concurrency": 1}), show_progress=False
+    )
     first, second = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
     assert len([name for name in first if name.endswith(".tar")]) >= 3
     assert first == second

@@ -53,6 +53,8 @@ def test_round_trip_returns_the_original_length_and_rate(codec: Codec) -> None:
     assert audio.shape == wav.shape and audio.dtype == torch.float32
     assert audio.abs().max() <= 1.0
     assert codec.decode(result.tokens).shape == (frames * codec.hop,)  # model rate, uncropped
+    as_tensor = codec.decode(torch.from_numpy(result.tokens), result.num_samples, result.sample_rate)
+    torch.testing.assert_close(as_tensor, audio, rtol=0, atol=0)  # torch uint16 works like numpy
 
 
 def test_encode_is_deterministic_even_in_train_mode(codec: Codec) -> None:
@@ -95,6 +97,9 @@ def test_long_audio_is_encoded_in_hop_aligned_chunks() -> None:
     pieces = [wav[: 2 * hop], wav[2 * hop : 4 * hop], wav[4 * hop :]]
     assert np.array_equal(tokens, np.concatenate([codec.encode(p, 24_000).tokens for p in pieces]))
     assert codec.decode(tokens, wav.shape[0]).shape == wav.shape
+    one_at_a_time = Codec.from_config(tiny(), max_chunk_frames=2, max_batch_chunks=1)
+    one_at_a_time.load_state_dict(codec.state_dict())
+    assert np.array_equal(one_at_a_time.encode(wav, 24_000).tokens, tokens)
 
 
 def test_save_load_round_trip(codec: Codec, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from training.models.daam import DAAMGate
 def _reference_gate(module: DAAMGate, x: torch.Tensor) -> torch.Tensor:
     """Direct transcription of the spec §2.4 mixture, (1/K) Σ φ(z_k)/σ_k, in float64."""
     x = x.double()
+    assert module.to_attn.bias is not None
     logit = torch.nn.functional.conv1d(x, module.to_attn.weight.double(), module.to_attn.bias.double())
     mean = logit.mean(-1, keepdim=True)
     std = logit.var(-1, keepdim=True, unbiased=False).clamp(min=1e-6).sqrt()
@@ -59,8 +60,9 @@ def test_constant_input_is_finite() -> None:
     module = DAAMGate(4)
     y = module(torch.ones(1, 4, 10))
     assert torch.isfinite(y).all()
-    torch.testing.assert_close(module.last_gate, torch.full((1, 1, 10), 1 / (0.406 * math.sqrt(2 * math.pi))),
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        module.last_gate, torch.full((1, 1, 10), 1 / (0.406 * math.sqrt(2 * math.pi))), atol=2e-3, rtol=0
+    )
 
 
 def test_gradients_reach_every_parameter() -> None:

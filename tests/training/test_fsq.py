@@ -54,8 +54,11 @@ def test_extremes_clamp() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), levels=st.lists(st.integers(2, 9), min_size=1, max_size=12),
-       scale=st.floats(0.01, 10.0))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    levels=st.lists(st.integers(2, 9), min_size=1, max_size=12),
+    scale=st.floats(0.01, 10.0),
+)
 def test_dequantize_quantize_is_exactly_a_grid_value(seed: int, levels: list[int], scale: float) -> None:
     fsq = FSQ(levels)
     z = torch.randn(2, len(levels), 7, generator=torch.Generator().manual_seed(seed)) * scale

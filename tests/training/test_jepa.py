@@ -59,6 +59,9 @@ def test_target_starts_identical_frozen_and_in_eval() -> None:
     assert model.encoder.training and model.predictor.training
     assert not model.target_encoder.training
     assert model.mask_token.shape == (1, 16, 1)
+    trainable = {id(p) for p in model.trainable_parameters()}
+    assert trainable.isdisjoint(id(p) for p in model.target_encoder.parameters())
+    assert id(model.mask_token) in trainable
 
 
 def test_loss_is_masked_mse_and_gradient_skips_target() -> None:
@@ -130,7 +133,7 @@ def test_tiny_stage1_overfits_one_clip() -> None:
     torch.manual_seed(0)
     model = JEPA(tiny(24_000))
     wav = _wav(4 * 9_600, batch=1, seed=1)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=2e-3)
     losses = []
     for step in range(40):
         out = model(wav, torch.Generator().manual_seed(0))

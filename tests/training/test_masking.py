@@ -19,8 +19,13 @@ def test_paper_clip_spans() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 4), frames=st.integers(1, 200),
-       ratio=st.floats(0.0, 1.0), min_span=st.integers(1, 4))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    batch=st.integers(1, 4),
+    frames=st.integers(1, 200),
+    ratio=st.floats(0.0, 1.0),
+    min_span=st.integers(1, 4),
+)
 def test_algorithm_invariants(seed: int, batch: int, frames: int, ratio: float, min_span: int) -> None:
     max_span = max(default_max_span(frames), min_span)
     result = block_mask(batch, frames, ratio, min_span, max_span, generator=torch.Generator().manual_seed(seed))
@@ -39,8 +44,9 @@ def test_algorithm_invariants(seed: int, batch: int, frames: int, ratio: float, 
     assert bool((counter >= target).all())
     # the mask is exactly the union of used spans, and overlaps make masked ≤ counter
     frames_idx = torch.arange(frames)
-    union = ((frames_idx >= result.span_starts[..., None]) & (frames_idx < result.span_ends[..., None])
-             & used[..., None]).any(dim=1)
+    union = (
+        (frames_idx >= result.span_starts[..., None]) & (frames_idx < result.span_ends[..., None]) & used[..., None]
+    ).any(dim=1)
     assert torch.equal(~result.visible, union)
     masked = (~result.visible).sum(dim=1)
     assert bool((masked <= counter).all())

@@ -55,7 +55,9 @@ def test_extremes(packer: MixedRadixPacker) -> None:
     group_size=st.integers(1, 9),
     max_radix=st.integers(1, 9),
 )
-def test_pack_unpack_identity_random_radices(seed: int, frames: int, dims: int, group_size: int, max_radix: int) -> None:
+def test_pack_unpack_identity_random_radices(
+    seed: int, frames: int, dims: int, group_size: int, max_radix: int
+) -> None:
     generator = torch.Generator().manual_seed(seed)
     radices = torch.randint(1, max_radix + 1, (dims,), generator=generator)
     packer = MixedRadixPacker(radices.tolist(), group_size)
@@ -104,7 +106,7 @@ def test_unpack_rejects_out_of_range_token(packer: MixedRadixPacker) -> None:
 
 
 def test_unpack_rejects_wrong_tokens_per_frame(packer: MixedRadixPacker) -> None:
-    with pytest.raises(ValueError, match="20 tokens per frame.*expected 19"):
+    with pytest.raises(ValueError, match=r"20 tokens per frame.*expected 19"):
         packer.unpack(torch.zeros(2, 20, dtype=torch.int64))
 
 

@@ -10,7 +10,7 @@ from training.codec import Codec
 from training.configs import tiny
 from training.losses import MultiResolutionSTFTLoss, waveform_l1
 
-STEPS = 30  # ~0.2 s per step on 2 CPU cores
+STEPS = 20  # ~0.15 s per step on 2 idle CPU cores
 LEARNING_RATE = 2e-3  # higher than the paper's 1.5e-4 so the check finishes in seconds
 BETAS = (0.8, 0.99)  # spec §8
 
@@ -27,7 +27,7 @@ def _clip(num_samples: int, sample_rate: int) -> torch.Tensor:
 
 def test_tiny_generator_overfits_one_clip() -> None:
     torch.manual_seed(0)
-    config = tiny()
+    config = tiny(16_000)  # LibriLight's native rate; hop 6400
     codec = Codec.from_config(config)
     y = _clip(4 * codec.hop, codec.sample_rate)  # 4 frames = 1.6 s (spec §12.A)
 
@@ -47,6 +47,6 @@ def test_tiny_generator_overfits_one_clip() -> None:
         losses.append(loss.item())
 
     assert all(p.grad is None for p in codec.encoder.parameters())
-    final = sum(losses[-5:]) / 5
+    final = sum(losses[-3:]) / 3
     assert final <= 0.5 * losses[0], losses
-    assert final < sum(losses[5:10]) / 5, losses  # still improving after the first big drop
+    assert final < sum(losses[5:8]) / 3, losses  # still improving after the first big drop

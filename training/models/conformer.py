@@ -111,7 +111,8 @@ class ConformerBlock(nn.Module):
         return self.norm_final(x)
 
 
-def conformer_stack(n_blocks: int, dim: int, heads: int, ff_mult: int = 4, kernel_size: int = 31,
-                    dropout: float = 0.1) -> nn.Sequential:
+def conformer_stack(
+    n_blocks: int, dim: int, heads: int, ff_mult: int = 4, kernel_size: int = 31, dropout: float = 0.1
+) -> nn.Sequential:
     """`n_blocks` ConformerBlocks in sequence; [B, T, D] -> [B, T, D]."""
     return nn.Sequential(*(ConformerBlock(dim, heads, ff_mult, kernel_size, dropout) for _ in range(n_blocks)))

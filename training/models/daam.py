@@ -83,7 +83,8 @@ class DAAMGate(nn.Module):
         """
         with _autocast_off(x.device):
             x32 = x.float()
-            logit = F.conv1d(x32, self.to_attn.weight.float(), self.to_attn.bias.float())  # [B, 1, T]
+            bias = None if self.to_attn.bias is None else self.to_attn.bias.float()
+            logit = F.conv1d(x32, self.to_attn.weight.float(), bias)  # [B, 1, T]
             mean = logit.mean(dim=-1, keepdim=True)  # [B, 1, 1]
             var = logit.var(dim=-1, keepdim=True, unbiased=False)
             std = torch.sqrt(torch.clamp(var, min=_VAR_FLOOR))

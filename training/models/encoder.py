@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -33,15 +35,34 @@ def conv_output_length(length: int, stride: int, legacy: bool = False) -> int:
     return (length + left + right - 2 * stride) // stride + 1
 
 
+def frames_for_length(num_samples: int, strides: Sequence[int], legacy: bool = False) -> int:
+    """Latent frames for `num_samples` waveform samples through the strided blocks (never negative).
+
+    Exact geometry: num_samples // Π strides. Legacy: one frame fewer per odd stride for hop-aligned input.
+    """
+    length = int(num_samples)
+    for stride in strides:
+        length = conv_output_length(length, stride, legacy)
+    return max(length, 0)
+
+
 class EncoderBlock(nn.Module):
     """Strided conv (k = 2s) → SnakeBeta → residual stack → DAAM gate (spec §2.2).
 
     Shapes: [B, C_in, L] -> [B, C_out, L // stride] (exact) or one frame fewer at odd strides (legacy).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, n_res_blocks: int,
-                 daam_components: int = 4, daam_alpha_init: float = 0.05, daam_spread_init: bool = False,
-                 legacy_padding: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        n_res_blocks: int,
+        daam_components: int = 4,
+        daam_alpha_init: float = 0.05,
+        daam_spread_init: bool = False,
+        legacy_padding: bool = False,
+    ) -> None:
         super().__init__()
         self.stride = stride
         self.padding = stride_padding(stride, legacy_padding)
@@ -114,10 +135,7 @@ class Encoder(nn.Module):
 
         Exact: num_samples // hop. Legacy: one frame fewer per odd stride for hop-aligned inputs.
         """
-        length = int(num_samples)
-        for stride in self.config.strides:
-            length = conv_output_length(length, stride, self.config.legacy_padding)
-        return max(length, 0)
+        return frames_for_length(num_samples, self.config.strides, self.config.legacy_padding)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Encode a batch of mono waveforms.
@@ -137,6 +155,10 @@ class Encoder(nn.Module):
         x = self.bottleneck_proj(x)
         return self.conformers(x.transpose(1, 2)).transpose(1, 2)  # Conformers run on [B, T, D]
 
+    def gates(self) -> list[DAAMGate]:
+        """The DAAM gates, one per conv block, in block order."""
+        return [module for module in self.blocks.modules() if isinstance(module, DAAMGate)]
+
     def gate_stats(self) -> list[GateStats | None]:
         """Last-forward statistics of the 5 DAAM gates, block order (None before the first forward)."""
-        return [block.gate.stats() for block in self.blocks]
+        return [gate.stats() for gate in self.gates()]

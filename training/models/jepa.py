@@ -91,6 +91,10 @@ class JEPA(nn.Module):
         self.target_encoder.requires_grad_(False)
         self.target_encoder.eval()
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Online encoder, mask token and predictor parameters: what the stage-1 optimiser updates."""
+        return [parameter for parameter in self.parameters() if parameter.requires_grad]
+
     def train(self, mode: bool = True) -> JEPA:
         """Switch online parts to `mode`; the target encoder stays in eval mode."""
         super().train(mode)

@@ -23,7 +23,9 @@ class MaskResult:
     """A batch of block masks.
 
     visible:        [B, T] bool, True = visible to the predictor, False = masked (to be predicted).
-    realised_ratio: masked fraction over the whole batch; ≤ ρ because overlaps are double-counted.
+    realised_ratio: masked fraction over the whole batch. Overlaps are double-counted, so on average it is
+                    below ρ (≈ 0.45 at the paper's T = 37), but the last span may overshoot the counter:
+                    one sample can exceed ρ by up to (s_max − 1)/T, and short clips (T = 4) average ≈ 0.71.
     span_starts, span_ends: [B, S] int64 candidate spans [start, end), S = ⌊ρ·T⌋.
     span_used:      [B, S] bool, which candidates the counter consumed (a prefix of each row).
     """
@@ -40,13 +42,20 @@ def default_max_span(frames: int, floor: int = _MAX_SPAN_FLOOR) -> int:
     return max(floor, frames // 4)
 
 
-def block_mask(batch: int, frames: int, ratio: float = 0.5, min_span: int = 2, max_span: int | None = None,
-               generator: torch.Generator | None = None, device: torch.device | str | None = None) -> MaskResult:
+def block_mask(
+    batch: int,
+    frames: int,
+    ratio: float = 0.5,
+    min_span: int = 2,
+    max_span: int | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> MaskResult:
     """Draw one block mask per sample.
 
     Per sample, until the counter reaches n = ⌊ρ·T⌋: ℓ ~ U{s_min..s_max}, start ~ U{0..max(1, T − ℓ)},
     mask [start, min(start + ℓ, T)), counter += end − start (spec §3). Draws happen on the CPU generator
-    so results are identical across devices; the mask is then moved to `device`.
+    so results are identical across devices (pass a CPU generator); the mask is then moved to `device`.
 
     () -> visible [B, T] bool.
     """

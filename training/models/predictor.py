@@ -18,8 +18,9 @@ class Predictor(nn.Module):
     Shapes: [B, D, T] -> [B, D, T].
     """
 
-    def __init__(self, config: PredictorConfig, code_dim: int, ff_mult: int = 4, kernel_size: int = 31,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, config: PredictorConfig, code_dim: int, ff_mult: int = 4, kernel_size: int = 31, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         if config.n_conformer < 1:
             raise ValueError(f"PredictorConfig.n_conformer must be >= 1, got {config.n_conformer}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -43,13 +44,11 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
-            y = self._dilated(conv1, F.leaky_relu(x, _LEAKY_SLOPE))
+            y = self._dilated(cast(nn.Conv1d, conv1), F.leaky_relu(x, _LEAKY_SLOPE))
             x = x + conv2(F.leaky_relu(y, _LEAKY_SLOPE))
         return x
 
 
 def residual_stack(channels: int, n_blocks: int, kernel_size: int = 3) -> nn.Sequential:
     """The encoder's `n_blocks` ResBlocks, block i with dilations (1, 3^i, 5^i) (spec §2.2)."""
-    return nn.Sequential(
-        *(ResBlock(channels, kernel_size, dilations=(1, 3**i, 5**i)) for i in range(n_blocks))
-    )
+    return nn.Sequential(*(ResBlock(channels, kernel_size, dilations=(1, 3**i, 5**i)) for i in range(n_blocks)))

@@ -1,0 +1,128 @@
+"""What a Ray Train worker needs around the model code: its place in the group, precision, metric logging
+and checkpoint files. Only the training loops import Ray; models never do (STYLE)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from training.data import DataPosition
+
+CHECKPOINT_STATE = "state.pt"
+CHECKPOINT_META = "state.json"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
+
+
+def worker_context() -> WorkerContext:
+    context = ray.train.get_context()
+    return WorkerContext(context.get_world_rank(), context.get_world_size(), ray.train.torch.get_device())
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on GPU; fp32 on CPU (DAAM, FSQ and STFT force fp32 inside themselves)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def gather_positions(position: DataPosition, world_size: int) -> list[dict[str, int]]:
+    """Every worker's data position (each streams its own shards), so all of them resume exactly."""
+    mine = asdict(position)
+    if world_size == 1 or not dist.is_initialized():
+        return [mine]
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, mine)
+    return gathered
+
+
+def mean_across_workers(value: float, device: torch.device) -> float:
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / dist.get_world_size()
+
+
+class MetricsLogger:
+    """Rank 0 logs metrics to the job's MLflow run and prints a progress line; other ranks do nothing."""
+
+    def __init__(self, context: WorkerContext, tracking_uri: str, run_id: str, total_steps: int) -> None:
+        self.active = context.is_chief and bool(run_id)
+        self.print_progress = context.is_chief
+        self.total_steps = total_steps
+        self.run_id = run_id
+        self.client = None
+        if self.active:
+            from mlflow.tracking import MlflowClient
+
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if self.client is not None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(
+                self.run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()]
+            )
+        if self.print_progress:
+            main = {k: v for k, v in metrics.items() if k in ("loss", "stft", "lr", "samples_per_s")}
+            shown = " ".join(f"{k}={v:.4g}" for k, v in main.items())
+            print(f"[step {step}/{self.total_steps}] {shown}", flush=True)
+
+
+@contextlib.contextmanager
+def checkpoint_directory(state: dict[str, Any], meta: dict[str, Any]) -> Iterator[tuple[Path, ray.train.Checkpoint]]:
+    """Write `state.pt` + `state.json` to a temp dir; yield (dir, Ray checkpoint) to add files and report."""
+    with tempfile.TemporaryDirectory(prefix="speechtok-ckpt-") as directory:
+        torch.save(state, Path(directory) / CHECKPOINT_STATE)
+        payload = {"format": CHECKPOINT_FORMAT, **meta}
+        (Path(directory) / CHECKPOINT_META).write_text(json.dumps(payload, indent=2, sort_keys=True))
+        yield Path(directory), ray.train.Checkpoint.from_directory(directory)
+
+
+def load_checkpoint(checkpoint: ray.train.Checkpoint) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state, meta) of a checkpoint written by `save_checkpoint`; refuses other formats by name."""
+    with checkpoint.as_directory() as directory:
+        meta_path = Path(directory) / CHECKPOINT_META
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{meta_path}: checkpoint format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+        state = torch.load(Path(directory) / CHECKPOINT_STATE, map_location="cpu", weights_only=False)
+    return state, meta
+
+
+def maybe_inject_failure(step: int, fail_at_step: int | None, context: WorkerContext, marker_dir: Path) -> None:
+    """Test hook (TrainJob.fail_at_step): the last worker dies once at that step, as a crashed node would."""
+    if fail_at_step is None or step != fail_at_step or context.rank != context.world_size - 1:
+        return
+    marker = marker_dir / f".injected-failure-{fail_at_step}"
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("fired\n")
+    print(f"[worker {context.rank}] injected failure at step {step}", flush=True)
+    os._exit(1)

@@ -17,16 +17,17 @@ app = typer.Typer(
     name="speechtok",
     help=(
         "Turn a LibriLight-shaped audiobook corpus into compact, reversible discrete speech tokens.\n\n"
-        "Stages: sample-corpus (make a small corpus) → shard (WebDataset tar shards + Parquet manifest). "
-        "Settings come from --config YAML, SPEECHTOK_* environment variables and flags (flags win)."
+        "Stages: sample-corpus (make a small corpus) → shard (WebDataset tar shards + Parquet manifest) → "
+        "train-encoder (stage 1) → train-codec (stage 2). "
+        "Settings come from --settings YAML, SPEECHTOK_* environment variables and flags (flags win)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (see README, 'Configuration').")
+SettingsOption = Annotated[
+    Path | None, typer.Option("--settings", "-s", help="YAML settings file (see README, 'Configuration').")
 ]
 S3EndpointOption = Annotated[
     str | None,
@@ -34,9 +35,9 @@ S3EndpointOption = Annotated[
 ]
 
 
-def _settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
+def _settings(settings_file: Path | None, overrides: dict[str, Any]) -> Settings:
     try:
-        return load_settings(config, overrides)
+        return load_settings(settings_file, overrides)
     except (FileNotFoundError, ValueError) as error:
         console.print(f"[red]invalid settings:[/red] {error}")
         raise typer.Exit(2) from error
@@ -82,7 +83,7 @@ def shard(
     vad_fallback: Annotated[
         str | None, typer.Option(help="No voice_activity in a JSON: 'energy' (detect) or 'reject' (default energy).")
     ] = None,
-    config: ConfigOption = None,
+    settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -94,7 +95,7 @@ def shard(
     from flows.shard import run_shard_corpus
 
     settings = _settings(
-        config,
+        settings_file,
         {
             "s3": {"endpoint_url": s3_endpoint},
             "shard": {
@@ -127,6 +128,104 @@ def print_shard_summary(summary: Any) -> None:
     table.add_row("files rejected", str(manifest.rejected_files))
     for reason, count in manifest.rejections_by_reason.items():
         table.add_row(f"  {reason}", str(count))
+    console.print(table)
+
+
+PresetOption = Annotated[str, typer.Option("--config", help="Model preset: tiny (CPU tests) or paper.")]
+WorkersOption = Annotated[int, typer.Option(help="Ray Train workers (one per GPU on a cluster).", min=1)]
+GpusOption = Annotated[float, typer.Option(help="GPUs per worker; 0 trains on CPU with gloo.", min=0)]
+StepsOption = Annotated[int | None, typer.Option(help="Optimiser steps (default from settings: 200).")]
+RayAddressOption = Annotated[str | None, typer.Option(help="Existing Ray cluster (ray://... or auto); default local.")]
+RunNameOption = Annotated[
+    str | None, typer.Option(help="Checkpoint/MLflow run name; default derived from the inputs, so re-runs resume.")
+]
+BatchOption = Annotated[int | None, typer.Option(help="Clips per worker per step (default 4).")]
+SampleRateOption = Annotated[int | None, typer.Option(help="Model sample rate: 24000 (paper) or 16000.")]
+StorageOption = Annotated[str | None, typer.Option(help="Storage root for checkpoints and the default MLflow store.")]
+
+
+def _train_settings(
+    settings_file: Path | None,
+    storage_root: str | None,
+    s3_endpoint: str | None,
+    max_steps: int | None,
+    batch_size: int | None,
+    sample_rate: int | None,
+) -> Settings:
+    return _settings(
+        settings_file,
+        {
+            "storage_root": storage_root,
+            "s3": {"endpoint_url": s3_endpoint},
+            "train": {"max_steps": max_steps, "batch_size": batch_size, "sample_rate": sample_rate},
+        },
+    )
+
+
+@app.command("train-encoder")
+def train_encoder_command(
+    shards: Annotated[str, typer.Argument(help="Output root of `speechtok shard` (local or s3://).")],
+    config: PresetOption = "tiny",
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusOption = 0.0,
+    max_steps: StepsOption = None,
+    batch_size: BatchOption = None,
+    sample_rate: SampleRateOption = None,
+    ray_address: RayAddressOption = None,
+    run_name: RunNameOption = None,
+    storage_root: StorageOption = None,
+    settings_file: SettingsOption = None,
+    s3_endpoint: S3EndpointOption = None,
+) -> None:
+    """Stage 1 on Ray Train (Prefect flow `train_encoder`): JEPA encoder with DAAM, masked latent prediction
+    against an EMA target. Checkpoints every N steps; re-running the same command resumes. Registers the
+    encoder in MLflow as `speechtok-encoder` with alias `candidate`."""
+    from flows.train import train_encoder
+    from training.launch import Scaling
+
+    settings = _train_settings(settings_file, storage_root, s3_endpoint, max_steps, batch_size, sample_rate)
+    result = train_encoder(shards, config, settings, Scaling(workers, gpus_per_worker, ray_address), run_name)
+    _print_training(result, settings)
+
+
+@app.command("train-codec")
+def train_codec_command(
+    shards: Annotated[str, typer.Argument(help="Output root of `speechtok shard` (local or s3://).")],
+    encoder: Annotated[str, typer.Option(help="Stage-1 encoder model URI.")] = "models:/speechtok-encoder@candidate",
+    config: PresetOption = "tiny",
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusOption = 0.0,
+    max_steps: StepsOption = None,
+    batch_size: BatchOption = None,
+    sample_rate: SampleRateOption = None,
+    ray_address: RayAddressOption = None,
+    run_name: RunNameOption = None,
+    storage_root: StorageOption = None,
+    settings_file: SettingsOption = None,
+    s3_endpoint: S3EndpointOption = None,
+) -> None:
+    """Stage 2 on Ray Train (Prefect flow `train_codec`): frozen encoder → FSQ → HiFi-GAN with MPD+MSD,
+    MR-STFT and feature matching. Logs held-out reconstructions and registers the whole codec as
+    `speechtok-codec` with alias `candidate`."""
+    from flows.train import train_codec
+    from training.launch import Scaling
+
+    settings = _train_settings(settings_file, storage_root, s3_endpoint, max_steps, batch_size, sample_rate)
+    result = train_codec(shards, encoder, config, settings, Scaling(workers, gpus_per_worker, ray_address), run_name)
+    _print_training(result, settings)
+
+
+def _print_training(result: Any, settings: Settings) -> None:
+    from storage.mlflow_io import ui_command
+
+    table = Table(title="training finished", show_header=False)
+    table.add_row("registered", f"{result.registered.model_uri} (alias candidate)")
+    table.add_row("steps", str(result.steps))
+    for key in ("loss", "stft", "target_std_mean"):
+        if key in result.metrics:
+            table.add_row(f"final {key}", f"{result.metrics[key]:.4f}")
+    table.add_row("MLflow run", result.run_id)
+    table.add_row("MLflow UI", ui_command(settings.tracking_uri()))
     console.print(table)
 
 

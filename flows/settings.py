@@ -17,7 +17,9 @@ from pydantic_settings import (
 )
 
 from pipeline.sharding.config import ShardConfig
+from storage.mlflow_io import default_tracking_uri
 from storage.settings import S3Settings
+from training.settings import MLflowSettings, TrainSettings
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,12 @@ class Settings(BaseSettings):
     )
     s3: S3Settings = Field(default_factory=S3Settings)
     shard: ShardConfig = Field(default_factory=ShardConfig)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
+
+    def tracking_uri(self) -> str:
+        """The configured MLflow URI, else SQLite under the (local) storage root."""
+        return self.mlflow.tracking_uri or default_tracking_uri(self.storage_root)
 
     @classmethod
     def settings_customise_sources(

@@ -62,3 +62,16 @@ def s3_endpoint() -> Iterator[str]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def sharded_sample_corpus(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Path:
+    """A sample corpus (5 speakers, one held out) sharded once per session into small shards."""
+    from builders import make_sample_corpus
+    from flows.shard import run_shard_corpus
+    from pipeline.sharding.config import ShardConfig
+
+    root = tmp_path_factory.mktemp("sharded")
+    corpus = make_sample_corpus(root, speakers=5, minutes=1.5, seed=3)
+    run_shard_corpus(str(corpus), str(root / "shards"), ShardConfig(target_shard_bytes=60_000), show_progress=False)
+    return root / "shards"

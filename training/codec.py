@@ -38,9 +38,9 @@ CONFIG_FILE = "config.yaml"
 META_FILE = "codec.json"
 # spec §9: 36 hops = 14.4 s per chunk, inside the 15 s training maximum (spec §1).
 DEFAULT_MAX_CHUNK_FRAMES = 36
-# Equal-length chunks per forward pass: bounds memory on long files (the paper encoder's first block holds
-# 64 channels × 345 600 samples per chunk, ≈ 88 MB, before its residual stack).
-DEFAULT_MAX_BATCH_CHUNKS = 8
+# Equal-length chunks per forward pass, to bound memory on long files: one 14.4 s chunk of the paper
+# generator holds several 64 × 345 600 fp32 maps (≈ 88 MB each) in its last MRF.
+DEFAULT_MAX_BATCH_CHUNKS = 4
 
 AudioArray = torch.Tensor | np.ndarray
 
@@ -141,7 +141,7 @@ class Codec(nn.Module):
         if max_chunk_frames < 1 or max_batch_chunks < 1:
             raise ValueError(
                 f"max_chunk_frames={max_chunk_frames}, max_batch_chunks={max_batch_chunks}; both must be >= 1 "
-                "(defaults: 36 frames = 14.4 s per chunk, spec §9; 8 chunks per forward)"
+                "(defaults: 36 frames = 14.4 s per chunk, spec §9; 4 chunks per forward)"
             )
         self.max_batch_chunks = max_batch_chunks
         self.config = config

@@ -23,9 +23,11 @@ class CodecPythonModel(PythonModel):
 
         self.codec = Codec.load(context.artifacts[CODEC_ARTIFACT])
 
-    def predict(self, context: PythonModelContext, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(
+        self, context: PythonModelContext, model_input: list[Any], params: dict[str, Any] | None = None
+    ) -> list[Any]:
         """list of [L] float waveforms at `codec.sample_rate` -> list of uint16 [frames, 19] arrays."""
-        waveforms = list(model_input) if not hasattr(model_input, "to_numpy") else list(model_input.iloc[:, 0])
+        waveforms = list(model_input)
         return [
             self.codec.encode(np.asarray(wav, dtype=np.float32), self.codec.sample_rate).tokens for wav in waveforms
         ]

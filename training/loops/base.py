@@ -90,7 +90,13 @@ class TrainingLoop(ABC):
 
     def run(self) -> None:
         batches = self.stream.batches(self.position)
-        failure_markers = Path(tempfile.gettempdir()) / f"speechtok-{self.job.run_name}"
+        # The failure-injection marker lives with the run's checkpoints, so separate runs never share it.
+        root = self.job.checkpoint_root
+        failure_markers = (
+            Path(tempfile.gettempdir()) / f"speechtok-{self.job.run_name}"
+            if root.startswith("s3://")
+            else Path(root) / self.job.run_name
+        )
         while self.step < self.job.max_steps:
             maybe_inject_failure(self.step, self.job.fail_at_step, self.context, failure_markers)
             started = time.perf_counter()

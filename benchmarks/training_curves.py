@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import matplotlib
 
@@ -41,7 +42,9 @@ def history(client: MlflowClient, run_id: str, key: str) -> tuple[list[int], lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps1", type=int, default=200)
-    parser.add_argument("--steps2", type=int, default=200)
+    parser.add_argument("--steps2", type=int, default=150)
+    parser.add_argument("--seconds1", type=float, default=4.0, help="stage-1 crop")
+    parser.add_argument("--seconds2", type=float, default=1.6, help="stage-2 crop (discriminators are the cost)")
     parser.add_argument("--minutes", type=float, default=6.0, help="sample-corpus audio")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args()
@@ -56,7 +59,7 @@ def main() -> None:
             str(corpus), str(root / "shards"), ShardConfig(target_shard_bytes=2_000_000), show_progress=False
         )
         curves = {}
-        for stage, steps in (("encoder", args.steps1), ("codec", args.steps2)):
+        for stage, steps, seconds in (("encoder", args.steps1, args.seconds1), ("codec", args.steps2, args.seconds2)):
             settings = load_settings(
                 None,
                 {
@@ -64,7 +67,7 @@ def main() -> None:
                     "train": {
                         "max_steps": steps,
                         "batch_size": 4,
-                        "max_seconds": 4.0,
+                        "max_seconds": seconds,
                         "checkpoint_every": steps,
                         "log_every": 5,
                         "warmup_steps": steps // 10,
@@ -78,7 +81,11 @@ def main() -> None:
             result = train(job, Scaling(workers=2))
             elapsed = time.perf_counter() - started
             key = "loss" if stage == "encoder" else "stft"
-            curves[stage] = history(MlflowClient(settings.tracking_uri()), result.run_id, key)
+            client = MlflowClient(settings.tracking_uri())
+            curves[stage] = history(client, result.run_id, key)
+            if stage == "encoder":  # a falling JEPA loss only means something if the targets did not collapse
+                _, stds = history(client, result.run_id, "target_std_mean")
+                print(f"encoder: target std {stds[0]:.3f} -> {stds[-1]:.3f} (collapse below 0.01)")
             steps_logged, values = curves[stage]
             print(
                 f"{stage}: {key} {values[0]:.4f} (step {steps_logged[0]}) -> {values[-1]:.4f} "

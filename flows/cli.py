@@ -229,6 +229,39 @@ def _print_training(result: Any, settings: Settings) -> None:
     console.print(table)
 
 
+# The paper's reported sizes (Ioannides et al. 2025; spec §10), shown beside ours by `model-info`.
+PAPER_PARAMETERS = {
+    "encoder": "118.5 M (target)",
+    "predictor": "3.2 M",
+    "stage1_total": "240.2 M",
+    "generator": "69.2-69.3 M",
+    "stage2_total": "309.5 M",
+    "tokenizer_inference": "191.0 M (incl. the unused predictor)",
+}
+
+
+@app.command("model-info")
+def model_info(
+    config: PresetOption = "paper",
+    sample_rate: Annotated[int, typer.Option(help="24000 (paper) or 16000.")] = 24_000,
+) -> None:
+    """Print a preset's token contract and parameter counts per component (built on the meta device)."""
+    from training.configs import preset
+    from training.params import parameter_report
+
+    model = preset(config, sample_rate)
+    report = parameter_report(model)
+    groups = -(-model.encoder.code_dim // model.fsq.group_size)
+    console.print(
+        f"{config} @ {sample_rate} Hz: hop {model.encoder.hop}, {model.encoder.frame_rate} frames/s, {groups} "
+        f"tokens/frame, {model.encoder.frame_rate * groups} tokens/s"
+    )
+    table = Table("component", "parameters", "paper")
+    for name, count in report.items():
+        table.add_row(name, f"{count:,}", PAPER_PARAMETERS.get(name, "") if config == "paper" else "")
+    console.print(table)
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its corpus and outputs.")] = Path(

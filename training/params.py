@@ -7,14 +7,13 @@ MSD 16 913 859.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
 from training.configs import CodecConfig
+from training.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from training.models.encoder import Encoder
+from training.models.hifigan import Generator
 from training.models.predictor import Predictor
 
 
@@ -23,23 +22,13 @@ def count_parameters(module: nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
 
-def _optional_class(module_name: str, class_name: str) -> Callable[..., nn.Module] | None:
-    """The decoder-side classes live in other modules; skip them when they are not importable."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        return None
-    found: Callable[..., nn.Module] | None = getattr(module, class_name, None)
-    return found
-
-
 def parameter_report(config: CodecConfig) -> dict[str, int]:
     """Parameters per component of `config`'s model, including aggregate stage totals.
 
     Keys: `encoder.input_conv`, `encoder.block0..4`, `encoder.bottleneck`, `encoder.conformers`, `encoder`,
-    `predictor`, `mask_token`, `target_encoder`, `stage1_total`, and, when the decoder modules are
-    importable, `generator`, `mpd`, `msd`, `stage2_total` (all stage-1 modules + generator, as the reference
-    builds it) and `tokenizer_inference` (encoder + generator).
+    `predictor`, `mask_token`, `target_encoder`, `stage1_total`, `generator`, `mpd`, `msd`, `stage2_total`
+    (all stage-1 modules + generator, as the reference builds it) and `tokenizer_inference` (encoder +
+    generator).
     """
     report: dict[str, int] = {}
     with torch.device("meta"):
@@ -58,15 +47,10 @@ def parameter_report(config: CodecConfig) -> dict[str, int]:
         report["target_encoder"] = report["encoder"]  # an identical EMA copy
         report["stage1_total"] = 2 * report["encoder"] + report["predictor"] + report["mask_token"]
 
-        generator_class = _optional_class("training.models.hifigan", "Generator")
-        if generator_class is not None:
-            generator = generator_class(config.decoder, config.encoder.code_dim)
-            report["generator"] = count_parameters(generator)
-            # The reference's stage-2 model still holds the stage-1 modules (predictor, token, EMA copy; spec §10).
-            report["stage2_total"] = report["stage1_total"] + report["generator"]
-            report["tokenizer_inference"] = report["encoder"] + report["generator"]
-        for key, class_name in (("mpd", "MultiPeriodDiscriminator"), ("msd", "MultiScaleDiscriminator")):
-            discriminator_class = _optional_class("training.models.discriminators", class_name)
-            if discriminator_class is not None:
-                report[key] = count_parameters(discriminator_class(config.discriminator))
+        report["generator"] = count_parameters(Generator(config.decoder, config.encoder.code_dim))
+        # The reference's stage-2 model still holds the stage-1 modules (predictor, token, EMA copy; spec §10).
+        report["stage2_total"] = report["stage1_total"] + report["generator"]
+        report["tokenizer_inference"] = report["encoder"] + report["generator"]
+        report["mpd"] = count_parameters(MultiPeriodDiscriminator(config.discriminator))
+        report["msd"] = count_parameters(MultiScaleDiscriminator(config.discriminator))
     return report

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import flows.shard
+from builders import make_sample_corpus
 from flows.shard import run_shard_corpus
 from librilight_files import seed_bad_inputs, tone_with_pauses, write_entry
 from pipeline.sharding.config import ShardConfig
@@ -103,3 +104,13 @@ def test_killed_run_resumes_to_the_same_output(tmp_path: Path, monkeypatch: pyte
     assert summary.shards_reused == summary.manifest.shards - 1
     assert tree_bytes(tmp_path / "resumed") == tree_bytes(tmp_path / "whole")
     assert not list((tmp_path / "resumed" / "shards").glob(".*"))  # no partial temp files left behind
+
+
+def test_sample_corpus_shards_exactly_with_json_voice_activity(tmp_path: Path) -> None:
+    corpus = make_sample_corpus(tmp_path, speakers=3, minutes=1.0, seed=5, backend="auto")
+    summary = run_shard_corpus(str(corpus), str(tmp_path / "out"), CONFIG, show_progress=False)
+    assert summary.manifest.rejected_files == 0 and summary.manifest.sharded_files == summary.manifest.files
+    segments, _ = read_manifest(tmp_path / "out")
+    assert {row["vad_source"] for row in segments} == {"json"}
+    assert_accounting(corpus, tmp_path / "out")
+    assert assert_shards_match_sources(corpus, tmp_path / "out") == len(segments)

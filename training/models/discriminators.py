@@ -55,6 +55,17 @@ class DiscriminatorOutput:
         return cls(logits=[o.logits for o in outputs], features=[o.features for o in outputs])
 
 
+def _score(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> SubDiscriminatorOutput:
+    """Conv stack with LReLU(0.1) after each layer, then the post conv; every activation is a feature map."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), _LEAKY_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return SubDiscriminatorOutput(logits=x.flatten(1), features=features)
+
+
 class PeriodDiscriminator(nn.Module):
     """Looks at every p-th sample: reflect-pad to a multiple of p, fold to [B, 1, L/p, p], Conv2d stack (spec §7).
 
@@ -84,14 +95,8 @@ class PeriodDiscriminator(nn.Module):
         remainder = length % self.period
         if remainder:
             wav = F.pad(wav, (0, self.period - remainder), mode="reflect")
-        x = wav.view(batch, channels, -1, self.period)  # [B, 1, L/p, p]
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), _LEAKY_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return SubDiscriminatorOutput(logits=x.flatten(1), features=features)
+        folded = wav.view(batch, channels, -1, self.period)  # [B, 1, L/p, p]
+        return _score(folded, self.convs, self.post)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -142,14 +147,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> SubDiscriminatorOutput:
         """Score a waveform: [B, 1, L] -> logits [B, N] plus feature maps."""
-        x = wav
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), _LEAKY_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return SubDiscriminatorOutput(logits=x.flatten(1), features=features)
+        return _score(wav, self.convs, self.post)
 
 
 class MultiScaleDiscriminator(nn.Module):

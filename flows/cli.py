@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -284,6 +285,8 @@ def demo(
 
 
 def main() -> None:
+    # speechtok runs offline by default: Prefect's usage telemetry would only log failed network calls.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         app()
     except KeyboardInterrupt:

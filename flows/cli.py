@@ -230,6 +230,86 @@ def _print_training(result: Any, settings: Settings) -> None:
     console.print(table)
 
 
+@app.command("tokenize")
+def tokenize_command(
+    shards: Annotated[str, typer.Argument(help="Output root of `speechtok shard` (local or s3://).")],
+    out: Annotated[str, typer.Argument(help="Token table root; files go to OUT/model_version=V/split=S/.")],
+    model: Annotated[str, typer.Option(help="Codec model URI.")] = "models:/speechtok-codec@production",
+    workers: Annotated[int, typer.Option(help="Codec actors (one per GPU on a cluster).", min=1)] = 1,
+    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per actor; fractions share a GPU.", min=0)] = 0.0,
+    batch_seconds: Annotated[float, typer.Option(help="Audio seconds per actor batch.", min=0.1)] = 120.0,
+    storage_root: StorageOption = None,
+    settings_file: SettingsOption = None,
+    s3_endpoint: S3EndpointOption = None,
+) -> None:
+    """Run the Prefect flow `tokenize_corpus`: decode every shard (all splits, hold-out included) on Ray Data,
+    encode it with the codec's actor pool and write one Parquet token file per shard plus `_manifest.json`.
+
+    Re-running skips shards whose file is complete; damaged shards are reported and the others finish (the exit
+    status stays 0, as for `shard`; `verify-tokens` exits 1 while a gap remains). Without the alias `production`
+    it stops and says how to promote a codec (`speechtok promote`) or which --model to pass."""
+    from flows.tokenize import tokenize_corpus
+    from pipeline.tokenize import TokenizeConfig
+
+    settings = _settings(settings_file, {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}})
+    config = TokenizeConfig(workers=workers, gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds)
+    try:
+        summary = tokenize_corpus(shards, out, model, config, settings)
+    except (StorageUnreachableError, LookupError, FileNotFoundError) as error:
+        console.print(f"[red]cannot tokenize:[/red] {error}")
+        raise typer.Exit(2) from error
+    table = Table(title=f"tokenize_corpus → {summary.table_url}", show_header=False)
+    table.add_row("model", f"{summary.model.uri} → {summary.model.resolved_uri}")
+    table.add_row("shards", f"{summary.shards} ({summary.shards_written} written, {summary.shards_reused} reused)")
+    table.add_row("segments", str(summary.segments))
+    table.add_row("audio hours", f"{summary.audio_hours:.3f}")
+    table.add_row("tokens", f"{summary.tokens:,} ({summary.tokens_per_audio_second:.2f} per audio s)")
+    table.add_row("throughput", f"{summary.throughput:.1f} audio s / wall s ({summary.wall_seconds:.1f} s)")
+    table.add_row("rejected shards", str(len(summary.rejected)))
+    for rejection in summary.rejected:
+        table.add_row(f"  {rejection.shard}", rejection.reason)
+    table.add_row("MLflow run", summary.run_id)
+    console.print(table)
+    if summary.rejected:  # like `shard`: rejected inputs are recorded results, not a failed run
+        console.print(
+            f"[yellow]{len(summary.rejected)} shard(s) rejected[/yellow] (listed above and in _manifest.json); "
+            "`speechtok verify-tokens` reports the gap until they are re-sharded."
+        )
+
+
+@app.command("verify-tokens")
+def verify_tokens_command(
+    out: Annotated[str, typer.Argument(help="Token table root (the OUT of `speechtok tokenize`).")],
+    shards: Annotated[str, typer.Option(help="Output root of `speechtok shard` whose manifest is the reference.")],
+    model_version: Annotated[
+        str | None, typer.Option(help="Model version to check; default: the only one under OUT.")
+    ] = None,
+    settings_file: SettingsOption = None,
+    s3_endpoint: S3EndpointOption = None,
+) -> None:
+    """Check that a token table has exactly one row per manifest segment and files matching `_manifest.json`;
+    exits 1 on any gap."""
+    from pipeline.tokenize import verify_tokens
+
+    settings = _settings(settings_file, {"s3": {"endpoint_url": s3_endpoint}})
+    try:
+        report = verify_tokens(out, shards, model_version, settings.s3)
+    except (ValueError, FileNotFoundError, StorageUnreachableError) as error:
+        console.print(f"[red]cannot verify:[/red] {error}")
+        raise typer.Exit(2) from error
+    table = Table(title=f"verify-tokens {report.table_url}", show_header=False)
+    table.add_row("files", str(report.files))
+    table.add_row("rows / manifest segments", f"{report.rows} / {report.expected_rows}")
+    for line in report.problems():
+        table.add_row("[red]gap[/red]", line)
+    for rejected in report.rejected_shards:
+        table.add_row("rejected shard", rejected)
+    table.add_row("result", "[green]ok[/green]" if report.ok else "[red]gaps found[/red]")
+    console.print(table)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 # The paper's reported sizes (Ioannides et al. 2025; spec §10), shown beside ours by `model-info`.
 PAPER_PARAMETERS = {
     "encoder": "118.5 M (target)",

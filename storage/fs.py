@@ -5,6 +5,7 @@ Every other module goes through here (STYLE: only `storage/` opens remote files 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -58,6 +59,14 @@ class Location:
     def read_bytes(self, *parts: str) -> bytes:
         with self.open(*parts, mode="rb") as handle:
             return handle.read()
+
+    def sha256(self, *parts: str) -> str:
+        """Hex SHA-256 of a file, streamed in 1 MiB blocks."""
+        digest = hashlib.sha256()
+        with self.open(*parts, mode="rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def write_bytes_atomic(self, data: bytes, *parts: str) -> None:
         """Write `data` so that readers see either nothing or the whole file."""

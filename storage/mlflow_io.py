@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -117,9 +121,60 @@ def resolve_version(model_uri: str) -> RegisteredVersion:
         raise ValueError(f"{model_uri} is not a registry URI (models:/name@alias or models:/name/version)")
     body = model_uri[len("models:/") :]
     client = MlflowClient()
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias).version
-    else:
-        name, version = body.rsplit("/", 1)
+    try:
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias).version
+        else:
+            name, version = body.rsplit("/", 1)
+            client.get_model_version(name, version)
+    except MlflowException as error:
+        raise LookupError(f"cannot resolve {model_uri} in {mlflow.get_tracking_uri()}: {error.message}") from error
     return RegisteredVersion(name, str(version), f"models:/{name}/{version}")
+
+
+def set_model_version_tag(version: RegisteredVersion, key: str, value: str) -> None:
+    """Tag a registered version (e.g. with the token table it produced)."""
+    MlflowClient().set_model_version_tag(version.name, version.version, key, value)
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """Lineage of a run's input: a table (logged as an MLflow dataset with its schema and digest) and where
+    it came from (the URL users would pass again)."""
+
+    frame: pd.DataFrame
+    source: str
+    name: str
+    context: str = "input"
+
+
+class TrackedRun:
+    """The active MLflow run of a pipeline job; pipeline code logs through this instead of importing MLflow."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, object]) -> None:
+        mlflow.log_params({key: str(value) for key, value in params.items()})
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics(metrics)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
+    def log_input(self, dataset: DatasetInput) -> None:
+        logged = from_pandas(dataset.frame, source=dataset.source, name=dataset.name)
+        mlflow.log_input(logged, context=dataset.context)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+@contextmanager
+def tracked_run(experiment: str, run_name: str, tags: dict[str, str] | None = None) -> Iterator[TrackedRun]:
+    """Start a run in `experiment` (created if needed); it ends FINISHED, or FAILED when the body raises."""
+    ensure_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        yield TrackedRun(run.info.run_id)

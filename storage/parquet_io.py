@@ -8,14 +8,33 @@ import pyarrow.parquet as pq
 from storage.fs import Location, local_scratch, publish_file
 
 
-def write_table(table: pa.Table, location: Location, *parts: str, compression: str = "zstd") -> None:
+def write_table(
+    table: pa.Table,
+    location: Location,
+    *parts: str,
+    compression: str = "zstd",
+    row_group_size: int | None = None,
+) -> None:
     """Write `table` to `location/parts` so readers see the old file or the whole new one, never a part."""
     with local_scratch() as scratch:
         staging = scratch / "table.parquet"
-        pq.write_table(table, staging, compression=compression)
+        pq.write_table(table, staging, compression=compression, row_group_size=row_group_size)
         publish_file(staging, location, *parts)
 
 
-def read_table(location: Location, *parts: str) -> pa.Table:
+def read_table(location: Location, *parts: str, columns: list[str] | None = None) -> pa.Table:
     with location.open(*parts) as handle:
-        return pq.read_table(handle)
+        return pq.read_table(handle, columns=columns)
+
+
+def list_parquet_files(location: Location, *parts: str) -> list[str]:
+    """Paths of every `*.parquet` file under `location/parts`, relative to `location`, sorted.
+
+    Hidden and in-progress files (names starting with `.` or `_`) are skipped, as Parquet readers do.
+    """
+    base = location.path(*parts)
+    if not location.fs.exists(base):
+        return []
+    found = location.fs.find(base)
+    names = [location.relative(path) for path in found if path.endswith(".parquet")]
+    return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith((".", "_")))

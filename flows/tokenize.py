@@ -1,0 +1,44 @@
+"""Prefect flow `tokenize_corpus`: thin wiring around `pipeline.tokenize.tokenize_shards` (Ray Data).
+
+Scheduled by the `tokenize-nightly` deployment in `infra/prefect.yaml`; each run is incremental because the job
+skips shards whose file for the current production version already exists and validates.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.settings import Settings, load_settings
+from pipeline.tokenize import TokenizeConfig, TokenizeSummary, tokenize_shards
+from pipeline.tokenize.job import DEFAULT_MODEL_URI
+from storage.mlflow_io import ui_command, use_tracking_uri
+
+
+@flow(name="tokenize_corpus")
+def tokenize_corpus(
+    shards: str,
+    out: str,
+    model_uri: str = DEFAULT_MODEL_URI,
+    config: TokenizeConfig | None = None,
+    settings: Settings | None = None,
+) -> TokenizeSummary:
+    """Tokenize every shard of `shards` into hive-partitioned Parquet under `out` with the codec `model_uri`.
+
+    `settings` default to `load_settings()` (SPEECHTOK_* environment variables), which is what a deployment's
+    worker process sees.
+    """
+    logger = get_run_logger()
+    settings = settings or load_settings()
+    use_tracking_uri(settings.tracking_uri())
+    logger.info("tokenizing %s with %s; MLflow UI: %s", shards, model_uri, ui_command(settings.tracking_uri()))
+    summary = tokenize_shards(shards, out, model_uri, config or TokenizeConfig(), settings.s3)
+    logger.info(
+        "%s: %d segments, %.3f audio hours, %d shards written, %d reused, %d rejected",
+        summary.table_url,
+        summary.segments,
+        summary.audio_hours,
+        summary.shards_written,
+        summary.shards_reused,
+        len(summary.rejected),
+    )
+    return summary

@@ -1,0 +1,71 @@
+"""GPU (or CPU) side of the Ray Data pipeline: a stateful actor that encodes decoded audio to tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.codec import Codec
+
+
+class CodecEncoder:
+    """Ray Data `map_batches` callable class: the codec is loaded once per actor, then each call encodes a batch.
+
+    Input batch (numpy format): `key`, `shard`, `audio` (float32 bytes at the codec rate), `error`.
+    Output: `key`, `shard`, `tokens` (uint16 bytes, frame-major: [n_frames, tokens_per_frame] flattened),
+    `n_frames` (int32) and `error`; error rows pass through with no tokens.
+
+    Rows are sorted by length and encoded in groups whose padded size stays under `batch_seconds`, so little
+    padding is built (and none reaches the model: `Codec.encode_batch` only batches equal-length chunks).
+    """
+
+    def __init__(
+        self, codec_dir: str, batch_seconds: float = 120.0, chunks_per_forward: int = 4, device: str | None = None
+    ) -> None:
+        chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.codec = Codec.load(Path(codec_dir), map_location=chosen)
+        self.codec.max_batch_chunks = chunks_per_forward
+        self.max_padded_samples = max(1, int(batch_seconds * self.codec.sample_rate))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        keys = [str(k) for k in batch["key"]]
+        errors = [str(e) for e in batch["error"]]
+        tokens = np.empty(len(keys), dtype=object)
+        frames = np.zeros(len(keys), dtype=np.int32)
+        tokens[:] = [b""] * len(keys)
+        audio = {i: np.frombuffer(batch["audio"][i], dtype=np.float32) for i, e in enumerate(errors) if not e}
+        for group in self._groups(audio):
+            encoded = self.encode_group([audio[i] for i in group])
+            for i, clip_tokens in zip(group, encoded, strict=True):
+                tokens[i] = clip_tokens.tobytes()
+                frames[i] = clip_tokens.shape[0]
+        return {
+            "key": np.asarray(keys, dtype=object),
+            "shard": np.asarray([str(s) for s in batch["shard"]], dtype=object),
+            "tokens": tokens,
+            "n_frames": frames,
+            "error": np.asarray(errors, dtype=object),
+        }
+
+    def encode_group(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """Clips at the codec rate → tokens per clip: list of [L_i] -> list of [T_i, tokens_per_frame] uint16."""
+        lengths = [len(c) for c in clips]
+        padded = np.zeros((len(clips), max(lengths)), dtype=np.float32)  # [B, L_max]
+        for row, clip in enumerate(clips):
+            padded[row, : len(clip)] = clip
+        result = self.codec.encode_batch(padded, lengths, self.codec.sample_rate)
+        return [result.tokens[b, : result.num_frames[b]] for b in range(len(clips))]
+
+    def _groups(self, audio: dict[int, np.ndarray]) -> list[list[int]]:
+        """Row positions sorted by length, cut so that rows × longest length ≤ the padded-sample budget."""
+        groups: list[list[int]] = []
+        current: list[int] = []
+        for i in sorted(audio, key=lambda i: len(audio[i])):
+            if current and (len(current) + 1) * len(audio[i]) > self.max_padded_samples:
+                groups.append(current)
+                current = []
+            current.append(i)
+        return [*groups, current] if current else groups

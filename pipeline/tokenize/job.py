@@ -1,0 +1,259 @@
+"""The tokenization job: shards → Ray Data (CPU decode tasks → codec actor pool) → one Parquet file per shard.
+
+    from_items(shard tasks) ─flat_map(read_shard)─▶ rows of audio ─map_batches(CodecEncoder)─▶ rows of tokens
+        ─iter_batches─▶ driver: ShardCollector buffers per shard ─▶ write_shard_table when a shard is complete
+
+Resume: a shard whose file exists and holds exactly its manifest keys for this model version is skipped, so a
+killed run re-run finishes the rest; the table manifest is rewritten last from the files actually present.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from pipeline.tokenize.collect import ShardCollector
+from pipeline.tokenize.config import TokenizeConfig
+from pipeline.tokenize.decode import ShardTask, read_shard
+from pipeline.tokenize.encode import CodecEncoder
+from pipeline.tokenize.manifest import FileEntry, RejectedShard, describe_file, write_table_manifest
+from pipeline.tokenize.table import (
+    ModelInfo,
+    build_table,
+    existing_is_valid,
+    shard_file,
+    version_dir,
+    write_shard_table,
+)
+from pipeline.tokenize.tracking import JOB_TAGS, log_job_inputs, log_job_result, run_name
+from storage.fs import Location, check_reachable, local_scratch, open_location
+from storage.mlflow_io import (
+    CODEC_MODEL_NAME,
+    PRODUCTION_ALIAS,
+    download_model_artifact,
+    resolve_version,
+    tracked_run,
+)
+from storage.parquet_io import read_table
+from storage.settings import S3Settings
+from storage.webdataset_io import list_shards
+
+logger = logging.getLogger(__name__)
+DEFAULT_MODEL_URI = f"models:/{CODEC_MODEL_NAME}@{PRODUCTION_ALIAS}"
+SEGMENTS_MANIFEST = ("manifest", "segments.parquet")
+
+
+@dataclass(frozen=True)
+class TokenizeSummary:
+    """What a run produced: the table's totals (all files, reused ones included) and this run's work."""
+
+    table_url: str
+    model: ModelInfo
+    shards: int
+    shards_written: int
+    shards_reused: int
+    rejected: list[RejectedShard]
+    segments: int
+    audio_hours: float
+    tokens: int
+    audio_seconds_this_run: float
+    wall_seconds: float
+    run_id: str = ""
+    files: list[FileEntry] = field(default_factory=list)
+
+    @property
+    def tokens_per_audio_second(self) -> float:
+        """Measured rate; a little above `frame_rate × tokens_per_frame` since every clip ends on a whole frame."""
+        return self.tokens / (self.audio_hours * 3600.0) if self.audio_hours else 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Audio seconds tokenized per wall-clock second in this run."""
+        return self.audio_seconds_this_run / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def resolve_model(model_uri: str) -> tuple[str, str]:
+    """`models:/name@alias` or `models:/name/N` → (name, version), with a fix in the error when it is unknown."""
+    try:
+        registered = resolve_version(model_uri)
+    except LookupError as error:
+        name = model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
+        raise LookupError(
+            f"{error}. Promote a trained codec with `speechtok promote` (moves the alias {PRODUCTION_ALIAS} to the "
+            f"version {name}@candidate registered by `speechtok train-codec`, through the quality gate), "
+            f"or pass --model models:/{name}/VERSION explicitly."
+        ) from error
+    return registered.name, registered.version
+
+
+def model_info(model_uri: str, name: str, version: str, codec_dir: Path) -> ModelInfo:
+    """The token contract as saved with the codec (`codec.json`), not re-declared here (STYLE rule 6)."""
+    meta = json.loads((codec_dir / "codec.json").read_text())
+    return ModelInfo(
+        uri=model_uri,
+        name=name,
+        version=version,
+        tokens_per_frame=int(meta["tokens_per_frame"]),
+        frame_rate=float(meta["frame_rate"]),
+        sample_rate=int(meta["sample_rate"]),
+        vocab_size=int(meta["vocab_size"]),
+    )
+
+
+def tokenize_shards(
+    shards_url: str,
+    out_url: str,
+    model_uri: str = DEFAULT_MODEL_URI,
+    config: TokenizeConfig | None = None,
+    s3: S3Settings | None = None,
+) -> TokenizeSummary:
+    """Tokenize every shard of a `speechtok shard` output (all splits, hold-out included) into `out_url`.
+
+    MLflow must already point at the registry holding `model_uri` (`storage.mlflow_io.use_tracking_uri`).
+    Damaged shards are rejected with their reason (summary, table manifest, MLflow) and the others finish.
+    """
+    config = config or TokenizeConfig()
+    started = time.perf_counter()
+    shards, out = open_location(shards_url, s3), open_location(out_url, s3)
+    check_reachable(shards, must_exist=True)
+    check_reachable(out, must_exist=False)
+    name, version = resolve_model(model_uri)
+    segments = read_table(shards, *SEGMENTS_MANIFEST)
+    with local_scratch("speechtok-codec-") as scratch:
+        codec_dir = download_model_artifact(f"models:/{name}/{version}", "codec", scratch)
+        model = model_info(model_uri, name, version, codec_dir)
+        table_url = out.url_of(version_dir(model))
+        with tracked_run(config.experiment, run_name(model), tags=JOB_TAGS) as run:
+            segments_url = shards.url_of(*SEGMENTS_MANIFEST)
+            log_job_inputs(run, model, config, shards_url, table_url, segments_url, segments)
+            summary, manifest = _tokenize(shards_url, shards, out, segments, model, codec_dir, config, s3, started)
+            summary = replace(summary, run_id=run.run_id)
+            log_job_result(run, summary, manifest)
+    return summary
+
+
+def _tokenize(
+    shards_url: str,
+    shards: Location,
+    out: Location,
+    segments: pa.Table,
+    model: ModelInfo,
+    codec_dir: Path,
+    config: TokenizeConfig,
+    s3: S3Settings | None,
+    started: float,
+) -> tuple[TokenizeSummary, dict[str, Any]]:
+    """Skip the shards already done, run the rest, then write the table manifest from the files present."""
+    paths = {Path(path).stem: path for path in list_shards(shards)}
+    per_shard = {shard: segments.filter(pc.equal(segments.column("shard"), shard)) for shard in sorted(paths)}
+    pending = [
+        shard
+        for shard, rows in per_shard.items()
+        if not existing_is_valid(out, _parts(model, rows), rows.column("key").to_pylist(), model)
+    ]
+    tasks = [ShardTask(shard, paths[shard], per_shard[shard].num_rows) for shard in pending]
+    rejected = _run_pipeline(tasks, per_shard, shards_url, s3, out, model, codec_dir, config) if tasks else []
+    rejected_names = {r.shard for r in rejected}
+    files = [
+        describe_file(out, model, "/".join(_parts(model, rows)[1:]), shard, rows.column("split")[0].as_py())
+        for shard, rows in per_shard.items()
+        if shard not in rejected_names
+    ]
+    manifest = write_table_manifest(out, model, shards_url, files, rejected)
+    written = {shard for shard in pending if shard not in rejected_names}
+    summary = TokenizeSummary(
+        table_url=out.url_of(version_dir(model)),
+        model=model,
+        shards=len(per_shard),
+        shards_written=len(written),
+        shards_reused=len(per_shard) - len(pending),
+        rejected=rejected,
+        segments=sum(f.rows for f in files),
+        audio_hours=sum(f.audio_seconds for f in files) / 3600.0,
+        tokens=sum(f.tokens for f in files),
+        audio_seconds_this_run=sum(f.audio_seconds for f in files if f.shard in written),
+        wall_seconds=time.perf_counter() - started,
+        files=files,
+    )
+    return summary, manifest
+
+
+def _parts(model: ModelInfo, rows: pa.Table) -> tuple[str, str, str]:
+    return shard_file(model, rows.column("split")[0].as_py(), rows.column("shard")[0].as_py())
+
+
+def _run_pipeline(
+    tasks: list[ShardTask],
+    per_shard: dict[str, pa.Table],
+    shards_url: str,
+    s3: S3Settings | None,
+    out: Location,
+    model: ModelInfo,
+    codec_dir: Path,
+    config: TokenizeConfig,
+) -> list[RejectedShard]:
+    """Stream the pending shards through Ray Data and write each shard's file as soon as it is complete."""
+    if not ray.is_initialized():
+        ray.init()  # a local instance, as Ray Data would start; pass an address by calling ray.init first
+    fitted = config.fit_to_cluster(float(ray.cluster_resources().get("CPU", 1.0)))
+    if fitted != config:
+        logger.warning(
+            "%d actors x %.2f CPUs + %.2f CPUs per decoding task exceed the cluster's CPUs; reserving %.2f each",
+            config.workers,
+            config.cpus_per_worker,
+            config.decode_cpus,
+            fitted.cpus_per_worker,
+        )
+        config = fitted
+    durations = pc.mean(pa.concat_tables([per_shard[t.shard] for t in tasks]).column("duration_s")).as_py()
+    dataset = (
+        ray.data.from_items([t.as_row() for t in tasks], override_num_blocks=len(tasks))
+        .flat_map(
+            read_shard,  # type: ignore[arg-type]  # Ray's stub omits keyword-only fn_kwargs
+            fn_kwargs={"shards_url": shards_url, "s3": s3, "target_rate": model.sample_rate},
+            num_cpus=config.decode_cpus,
+        )
+        .map_batches(
+            CodecEncoder,
+            fn_constructor_kwargs={
+                "codec_dir": str(codec_dir),
+                "batch_seconds": config.batch_seconds,
+                "chunks_per_forward": config.chunks_per_forward,
+            },
+            batch_size=config.rows_per_batch(float(durations or 0.0)),
+            batch_format="numpy",
+            concurrency=config.workers,
+            num_gpus=config.gpus_per_worker or None,
+            num_cpus=config.cpus_per_worker,
+        )
+    )
+    collector = ShardCollector({t.shard: t.expected for t in tasks})
+    paths = {t.shard: t.path for t in tasks}
+    rejected: list[RejectedShard] = []
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for outcome in collector.add_batch(batch):
+            rows = per_shard[outcome.shard]
+            reason = outcome.reason
+            if outcome.rows is not None:
+                try:
+                    table = build_table(rows, outcome.rows, model)
+                except ValueError as error:
+                    reason = str(error)
+                else:
+                    write_shard_table(table, out, _parts(model, rows), config.compression, config.row_group_size)
+                    continue
+            rejected.append(RejectedShard(outcome.shard, paths[outcome.shard], reason))
+    rejected += [RejectedShard(o.shard, paths[o.shard], o.reason) for o in collector.finish()]
+    for rejection in rejected:  # a stale file from an earlier run must not stand in for a rejected shard
+        parts = _parts(model, per_shard[rejection.shard])
+        if out.exists(*parts):
+            out.fs.rm(out.path(*parts))
+    return rejected

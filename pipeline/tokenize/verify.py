@@ -1,0 +1,106 @@
+"""Check a token table against the sharding manifest: exactly one row per segment, files as the manifest says."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from pipeline.tokenize.manifest import read_table_manifest
+from storage.fs import open_location
+from storage.parquet_io import list_parquet_files, read_table
+from storage.settings import S3Settings
+
+_SHOWN = 5  # keys quoted per problem in messages
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Gaps between `model_version={V}` under a token table root and `manifest/segments.parquet`."""
+
+    table_url: str
+    model_version: str
+    expected_rows: int
+    rows: int
+    files: int
+    missing: list[str] = field(default_factory=list)  # manifest keys with no row
+    duplicated: list[str] = field(default_factory=list)  # keys with more than one row
+    unexpected: list[str] = field(default_factory=list)  # rows whose key is not in the manifest
+    checksum_mismatches: list[str] = field(default_factory=list)  # files differing from (or absent in) _manifest.json
+    rejected_shards: list[str] = field(default_factory=list)  # as recorded by the last run
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.duplicated or self.unexpected or self.checksum_mismatches)
+
+    def problems(self) -> list[str]:
+        """One line per kind of gap, quoting a few keys."""
+        lines = []
+        for label, items in (
+            ("missing", self.missing),
+            ("duplicated", self.duplicated),
+            ("unexpected", self.unexpected),
+            ("checksum mismatch", self.checksum_mismatches),
+        ):
+            if items:
+                more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
+                lines.append(f"{len(items)} {label}: {', '.join(items[:_SHOWN])}{more}")
+        return lines
+
+
+def model_versions(table_url: str, s3: S3Settings | None = None) -> list[str]:
+    """The `model_version=V` partitions under a token table root."""
+    out = open_location(table_url, s3)
+    if not out.fs.exists(out.root):
+        return []
+    names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in out.fs.ls(out.root, detail=False)]
+    return sorted(n.split("=", 1)[1] for n in names if n.startswith("model_version="))
+
+
+def verify_tokens(
+    out_url: str, shards_url: str, model_version: str | None = None, s3: S3Settings | None = None
+) -> VerifyReport:
+    """Compare the rows of one model version's table with every segment of the sharding manifest.
+
+    `model_version` may be omitted when the table root holds exactly one version.
+    """
+    out, shards = open_location(out_url, s3), open_location(shards_url, s3)
+    if model_version is None:
+        versions = model_versions(out_url, s3)
+        if len(versions) != 1:
+            raise ValueError(
+                f"{out.url} holds model versions {versions or 'none'}; pass the one to check (--model-version V)"
+            )
+        model_version = versions[0]
+    directory = f"model_version={model_version}"
+    expected = read_table(shards, "manifest", "segments.parquet", columns=["key"]).column("key").to_pylist()
+    files = list_parquet_files(out, directory)
+    tables = [read_table(out, path, columns=["utterance_id"]) for path in files]
+    keys = pa.concat_tables(tables).column("utterance_id").to_pylist() if tables else []
+    counts = Counter(keys)
+    expected_set = set(expected)
+    manifest = read_table_manifest(out, model_version)
+    mismatches: list[str] = []
+    rejected: list[str] = []
+    if manifest is None:
+        mismatches.append(f"{out.url_of(directory, '_manifest.json')} (missing)")
+    else:
+        listed = {f"{directory}/{entry['path']}": entry["sha256"] for entry in manifest["files"]}
+        present = set(files)
+        mismatches += [f"{p} (not in _manifest.json)" for p in sorted(present - set(listed))]
+        mismatches += [f"{p} (listed, missing)" for p in sorted(set(listed) - present)]
+        mismatches += [f"{p} (sha256 differs)" for p in sorted(present & set(listed)) if out.sha256(p) != listed[p]]
+        rejected = [f"{r['shard']}: {r['reason']}" for r in manifest["rejected_shards"]]
+    return VerifyReport(
+        table_url=out.url_of(directory),
+        model_version=model_version,
+        expected_rows=len(expected),
+        rows=len(keys),
+        files=len(files),
+        missing=sorted(expected_set - set(counts)),
+        duplicated=sorted(key for key, n in counts.items() if n > 1),
+        unexpected=sorted(set(counts) - expected_set),
+        checksum_mismatches=mismatches,
+        rejected_shards=rejected,
+    )

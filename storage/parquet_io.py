@@ -14,11 +14,27 @@ def write_table(
     *parts: str,
     compression: str = "zstd",
     row_group_size: int | None = None,
+    column_encoding: dict[str, str] | None = None,
 ) -> None:
-    """Write `table` to `location/parts` so readers see the old file or the whole new one, never a part."""
+    """Write `table` to `location/parts` so readers see the old file or the whole new one, never a part.
+
+    `column_encoding` maps Parquet column paths (e.g. `tokens.list.element`) to an encoding; those columns are
+    written without a dictionary (Parquet allows only one of the two), all others with one.
+    """
+    dictionary: bool | list[str] = True
+    if column_encoding:
+        encoded = {path.split(".")[0] for path in column_encoding}
+        dictionary = [name for name in table.column_names if name not in encoded]
     with local_scratch() as scratch:
         staging = scratch / "table.parquet"
-        pq.write_table(table, staging, compression=compression, row_group_size=row_group_size)
+        pq.write_table(
+            table,
+            staging,
+            compression=compression,
+            row_group_size=row_group_size,
+            use_dictionary=dictionary,
+            column_encoding=column_encoding,
+        )
         publish_file(staging, location, *parts)
 
 

@@ -23,9 +23,18 @@ class CodecEncoder:
     """
 
     def __init__(
-        self, codec_dir: str, batch_seconds: float = 120.0, chunks_per_forward: int = 4, device: str | None = None
+        self,
+        codec_dir: str,
+        batch_seconds: float = 120.0,
+        chunks_per_forward: int = 4,
+        device: str | None = None,
+        threads: int | None = None,
     ) -> None:
         chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if threads is not None:
+            # Ray only sets OMP_NUM_THREADS for whole-CPU reservations; with fractional ones torch would start a
+            # thread per core in every actor and oversubscribe the machine (2 actors on 2 cores ran 3x slower).
+            torch.set_num_threads(threads)
         self.codec = Codec.load(Path(codec_dir), map_location=chosen)
         self.codec.max_batch_chunks = chunks_per_forward
         self.max_padded_samples = max(1, int(batch_seconds * self.codec.sample_rate))

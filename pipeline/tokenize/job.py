@@ -203,6 +203,7 @@ def _run_pipeline(
     """Stream the pending shards through Ray Data and write each shard's file as soon as it is complete."""
     if not ray.is_initialized():
         ray.init()  # a local instance, as Ray Data would start; pass an address by calling ray.init first
+    threads = max(1, int(config.cpus_per_worker))  # what the user reserved, before any fitting below
     fitted = config.fit_to_cluster(float(ray.cluster_resources().get("CPU", 1.0)))
     if fitted != config:
         logger.warning(
@@ -227,10 +228,11 @@ def _run_pipeline(
                 "codec_dir": str(codec_dir),
                 "batch_seconds": config.batch_seconds,
                 "chunks_per_forward": config.chunks_per_forward,
+                "threads": threads,
             },
             batch_size=config.rows_per_batch(float(durations or 0.0)),
             batch_format="numpy",
-            concurrency=config.workers,
+            compute=ray.data.ActorPoolStrategy(size=config.workers),
             num_gpus=config.gpus_per_worker or None,
             num_cpus=config.cpus_per_worker,
         )

@@ -38,6 +38,10 @@ TOKENS_SCHEMA = pa.schema(
         ("shard", pa.string()),
     ]
 )
+# Tokens are near-incompressible 14-bit codes in 16-bit slots. BYTE_STREAM_SPLIT puts the high bytes (6 of 8 bits
+# always zero) together so zstd removes them: measured 308 vs 345 KB per audio hour with the default dictionary
+# encoding on random 14-bit tokens at 47.5 tokens/s (the floor is 299 KB/h).
+TOKENS_ENCODING = {"tokens.list.element": "BYTE_STREAM_SPLIT"}
 # Manifest columns copied into each row, by output name.
 _FROM_MANIFEST = {
     "utterance_id": "key",
@@ -125,7 +129,9 @@ def write_shard_table(
     table: pa.Table, out: Location, parts: Sequence[str], compression: str, row_group_size: int
 ) -> None:
     """Publish one shard's table atomically (readers see no file or the whole file)."""
-    write_table(table, out, *parts, compression=compression, row_group_size=row_group_size)
+    write_table(
+        table, out, *parts, compression=compression, row_group_size=row_group_size, column_encoding=TOKENS_ENCODING
+    )
 
 
 def existing_is_valid(out: Location, parts: Sequence[str], expected_keys: list[str], model: ModelInfo) -> bool:

@@ -55,6 +55,11 @@ def test_table_has_the_schema_and_one_row_per_segment(table, sharded_sample_corp
     assert {f.parent.name for f in files} == {f"split={s}" for s in set(shards.column("split").to_pylist())}
     for file in files:
         assert pq.read_schema(file).remove_metadata() == TOKENS_SCHEMA
+        chunks = pq.ParquetFile(file).metadata.row_group(0)
+        tokens_chunk = next(
+            chunks.column(i) for i in range(chunks.num_columns) if chunks.column(i).path_in_schema.startswith("tokens")
+        )
+        assert "BYTE_STREAM_SPLIT" in tokens_chunk.encodings and tokens_chunk.compression == "ZSTD"
         keys = pq.read_table(file, columns=["utterance_id"]).column("utterance_id").to_pylist()
         assert keys == sorted(keys)
     rows = ds.dataset(out, format="parquet", partitioning="hive").to_table()

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from flows.cli_quality import evaluate_command, promote_command
+from flows.cli_tables import QUERY_HELP, detokenize_command, query_command, stats_command
 from flows.progress import console
 from flows.settings import Settings, load_settings
 from storage.fs import StorageUnreachableError
@@ -19,7 +21,8 @@ app = typer.Typer(
     help=(
         "Turn a LibriLight-shaped audiobook corpus into compact, reversible discrete speech tokens.\n\n"
         "Stages: sample-corpus (make a small corpus) → shard (WebDataset tar shards + Parquet manifest) → "
-        "train-encoder (stage 1) → train-codec (stage 2). "
+        "train-encoder (stage 1) → train-codec (stage 2) → evaluate → promote → tokenize (Parquet token tables) → "
+        "query / stats / detokenize. `speechtok demo` runs them all as the Prefect flow build_tokens. "
         "Settings come from --settings YAML, SPEECHTOK_* environment variables and flags (flags win)."
     ),
     no_args_is_help=True,
@@ -310,6 +313,16 @@ def verify_tokens_command(
         raise typer.Exit(1)
 
 
+# Token tables: SQL, statistics and decoding back to audio (flows/cli_tables.py).
+app.command("query", help=QUERY_HELP)(query_command)
+app.command("stats")(stats_command)
+app.command("detokenize")(detokenize_command)
+
+# Codec quality: evaluation on the hold-out speakers and the gated promotion (flows/cli_quality.py).
+app.command("evaluate")(evaluate_command)
+app.command("promote")(promote_command)
+
+
 # The paper's reported sizes (Ioannides et al. 2025; spec §10), shown beside ours by `model-info`.
 PAPER_PARAMETERS = {
     "encoder": "118.5 M (target)",
@@ -343,25 +356,61 @@ def model_info(
     console.print(table)
 
 
-@app.command()
+@app.command("demo")
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes its corpus and outputs.")] = Path(
-        "speechtok-data/demo"
+    workdir: Annotated[str, typer.Option(help="Where the demo writes corpus, shards, tokens and MLflow.")] = (
+        "speechtok-data"
     ),
-    speakers: Annotated[int, typer.Option(help="Speakers in the generated corpus.")] = 4,
-    minutes: Annotated[float, typer.Option(help="Minutes of generated audio.")] = 4.0,
+    speakers: Annotated[int, typer.Option(help="Speakers in the generated corpus (one is held out).", min=2)] = 4,
+    minutes: Annotated[float, typer.Option(help="Minutes of generated audio.", min=0.5)] = 4.0,
+    encoder_steps: Annotated[int, typer.Option(help="Stage-1 optimiser steps.", min=1)] = 100,
+    codec_steps: Annotated[int, typer.Option(help="Stage-2 optimiser steps.", min=1)] = 60,
+    workers: Annotated[int, typer.Option(help="Ray Train workers (CPU).", min=1)] = 2,
 ) -> None:
-    """The main job on embedded defaults: generate a sample corpus, shard it, print the summary."""
-    from flows.shard import run_shard_corpus
-    from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
+    """The main job on embedded defaults, as the Prefect flow `build_tokens`: sample corpus → shards →
+    stage 1 (tiny) → stage 2 (tiny) → evaluate → promote → tokenize → stats (about 10 minutes on 2 CPU cores).
 
-    corpus, shards = workdir / "corpus", workdir / "shards"
-    if not corpus.exists():
-        generate_sample_corpus(corpus, SampleCorpusConfig(speakers=speakers, minutes=minutes, seed=0), progress=True)
-    settings = _settings(None, {"shard": {"target_shard_bytes": 8 * 1024**2}})
-    summary = run_shard_corpus(str(corpus), str(shards), settings.shard, settings.s3)
-    print_shard_summary(summary)
-    console.print(f"corpus: {corpus}\nshards: {shards}/shards\nmanifest: {shards}/manifest")
+    Re-running reuses the corpus, shards, checkpoints and token files already there."""
+    from flows.build_tokens import BuildTokensConfig, build_tokens
+
+    config = BuildTokensConfig(
+        workdir=workdir,
+        speakers=speakers,
+        minutes=minutes,
+        encoder_steps=encoder_steps,
+        codec_steps=codec_steps,
+        train_workers=workers,
+    )
+    result = build_tokens(config)
+    print_build_summary(result)
+
+
+def print_build_summary(result: Any) -> None:
+    """Where everything is after `build_tokens`, and what to run next."""
+    from storage.mlflow_io import ui_command
+
+    config, tokens, stats, promotion = result.config, result.tokens, result.stats, result.promotion
+    table = Table(title="build_tokens: where everything is", show_header=False)
+    table.add_row("corpus", config.corpus)
+    table.add_row("shards", f"{config.shards}/shards ({result.shards.manifest.segments} segments)")
+    table.add_row("encoder", f"{result.encoder.registered.model_uri} ({result.encoder.steps} steps)")
+    table.add_row("codec", f"{result.codec.registered.model_uri} ({result.codec.steps} steps)")
+    table.add_row("promotion", f"{promotion.label}: {promotion.reason}")
+    table.add_row("token table", f"{tokens.table_url} ({tokens.model.resolved_uri})")
+    table.add_row(
+        "tokens",
+        f"{stats.tokens:,} for {stats.hours * 60:.1f} audio min ({stats.tokens_per_second:.1f}/s), "
+        f"{stats.utterances} utterances, {stats.speakers} speakers",
+    )
+    table.add_row("token histogram", result.histogram)
+    table.add_row("MLflow UI", ui_command(result.tracking_uri))
+    table.add_row("Prefect UI", "prefect server start  (flow run build_tokens " + result.flow_run_id + ")")
+    table.add_row(
+        "try",
+        f'speechtok query "SELECT speaker, count(*) AS n, sum(n_tokens) AS tokens FROM utterances GROUP BY 1" '
+        f"--tokens {config.tokens}",
+    )
+    console.print(table)
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.promote.gate import GateConfig
 from pipeline.sharding.config import ShardConfig
 from storage.mlflow_io import default_tracking_uri
 from storage.settings import S3Settings
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
     shard: ShardConfig = Field(default_factory=ShardConfig)
     train: TrainSettings = Field(default_factory=TrainSettings)
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     def tracking_uri(self) -> str:
         """The configured MLflow URI, else SQLite under the (local) storage root."""

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -72,6 +73,15 @@ class RegisteredVersion:
     model_uri: str  # models:/name/version
 
 
+# What the pyfunc loader imports, pinned to the versions that wrote the model. Declared rather than inferred:
+# MLflow's inference guesses from the modules a trial load imports.
+_RUNTIME_PACKAGES = ("mlflow", "torch", "torchaudio", "numpy", "soundfile")
+
+
+def _pip_requirements() -> list[str]:
+    return [f"{name}=={metadata.version(name)}" for name in _RUNTIME_PACKAGES]
+
+
 def log_and_register(
     directory: Path, artifact_key: str, registered_name: str, alias: str, tags: dict[str, str] | None = None
 ) -> RegisteredVersion:
@@ -86,6 +96,7 @@ def log_and_register(
             python_model=str(_MODEL_CODE),
             artifacts={artifact_key: str(named)},
             registered_model_name=registered_name,
+            pip_requirements=_pip_requirements(),
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
@@ -138,6 +149,76 @@ def set_model_version_tag(version: RegisteredVersion, key: str, value: str) -> N
     MlflowClient().set_model_version_tag(version.name, version.version, key, value)
 
 
+def set_model_version_tags(version: RegisteredVersion, tags: dict[str, str]) -> None:
+    """Set several tags on a registered version."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(version.name, version.version, key, value)
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    """A registered version with its tags, aliases and (MLflow 3) logged-model id."""
+
+    version: RegisteredVersion
+    tags: dict[str, str]
+    aliases: list[str]
+    model_id: str | None
+
+
+def version_details(version: RegisteredVersion) -> VersionDetails:
+    """Tags, aliases and logged-model id of a registered version."""
+    found = MlflowClient().get_model_version(version.name, version.version)
+    model_id = getattr(found, "model_id", None)
+    source = found.source or ""
+    if not model_id and source.startswith("models:/m-"):
+        # The SQLite store leaves `model_id` empty; the source of a version logged by MLflow 3 is its logged model.
+        model_id = source[len("models:/") :]
+    return VersionDetails(version, dict(found.tags), list(found.aliases), model_id)
+
+
+def alias_version(name: str, alias: str) -> RegisteredVersion | None:
+    """The version `name@alias` points at, or None when the model or the alias does not exist."""
+    try:
+        return resolve_version(f"models:/{name}@{alias}")
+    except LookupError:
+        return None
+
+
+def set_alias(version: RegisteredVersion, alias: str) -> None:
+    """Point `alias` of the registered model at `version` (moving it from any other version)."""
+    MlflowClient().set_registered_model_alias(version.name, alias, version.version)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run's results, as read back from the tracking store."""
+
+    run_id: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    start_time: int  # ms since the epoch
+
+
+def find_runs(experiment: str, tags: dict[str, str]) -> list[RunRecord]:
+    """FINISHED runs of `experiment` whose tags equal `tags`, newest first (empty if the experiment is absent)."""
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    conditions = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    conditions.append("attributes.status = 'FINISHED'")
+    runs = MlflowClient().search_runs(
+        [found.experiment_id], filter_string=" and ".join(conditions), order_by=["attributes.start_time DESC"]
+    )
+    return [
+        RunRecord(
+            run.info.run_id, dict(run.data.metrics), dict(run.data.params), dict(run.data.tags), run.info.start_time
+        )
+        for run in runs
+    ]
+
+
 @dataclass(frozen=True)
 class DatasetInput:
     """Lineage of a run's input: a table (logged as an MLflow dataset with its schema and digest) and where
@@ -158,8 +239,13 @@ class TrackedRun:
     def log_params(self, params: dict[str, object]) -> None:
         mlflow.log_params({key: str(value) for key, value in params.items()})
 
-    def log_metrics(self, metrics: dict[str, float]) -> None:
-        mlflow.log_metrics(metrics)
+    def log_metrics(self, metrics: dict[str, float], model_id: str | None = None) -> None:
+        """Log run metrics; with `model_id` (a registered version's logged model, MLflow 3) they are also linked
+        to that model, so the registry page of the version shows them."""
+        mlflow.log_metrics(metrics, model_id=model_id)
+
+    def log_artifacts(self, directory: Path, artifact_path: str | None = None) -> None:
+        mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)

@@ -1,0 +1,73 @@
+"""Prefect flows `evaluate_model` and `evaluate_and_promote`: thin wiring around `pipeline.evaluate` and
+`pipeline.promote`.
+
+`evaluate_and_promote` evaluates the candidate, evaluates production too when it has no evaluation on the same
+hold-out set yet, then applies the quality gate. A failing gate is a result (`PromotionOutcome.promoted` False,
+production unchanged), not a failed flow run, so a pipeline around it carries on with the current production.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.settings import Settings, load_settings
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.evaluate.job import EvaluationSummary, evaluate_model
+from pipeline.evaluate.tracking import latest_evaluation
+from pipeline.promote.gate import GateConfig
+from pipeline.promote.promote import PromotionOutcome, promote, resolve_candidate
+from storage.mlflow_io import PRODUCTION_ALIAS, alias_version, ui_command, use_tracking_uri
+
+DEFAULT_CANDIDATE = "models:/speechtok-codec@candidate"
+
+
+@flow(name="evaluate_model")
+def evaluate_model_flow(
+    model_uri: str, shards: str, config: EvaluateConfig | None = None, settings: Settings | None = None
+) -> EvaluationSummary:
+    """Evaluate one registered codec on the hold-out speakers of `shards` and record it in MLflow."""
+    settings = settings or load_settings()
+    use_tracking_uri(settings.tracking_uri())
+    summary = evaluate_model(model_uri, shards, config or settings.evaluate, settings.s3)
+    get_run_logger().info(
+        "%s: %d clips, evaluation run %s; MLflow UI: %s",
+        summary.version.model_uri,
+        len(summary.evaluation.clips),
+        summary.run_id,
+        ui_command(settings.tracking_uri()),
+    )
+    return summary
+
+
+@flow(name="evaluate_and_promote")
+def evaluate_and_promote(
+    shards: str,
+    candidate: str = DEFAULT_CANDIDATE,
+    evaluate: EvaluateConfig | None = None,
+    gate: GateConfig | None = None,
+    settings: Settings | None = None,
+) -> PromotionOutcome:
+    """Evaluate `candidate` (and production if needed) on the hold-out speakers of `shards`, then promote the
+    candidate to `production` if the quality gate passes (or no production exists)."""
+    logger = get_run_logger()
+    settings = settings or load_settings()
+    use_tracking_uri(settings.tracking_uri())
+    evaluate = evaluate or settings.evaluate
+    version = resolve_candidate(candidate)
+    mine = evaluate_model(version.model_uri, shards, evaluate, settings.s3)
+    eval_set = mine.evaluation.selection.set_id
+    production = alias_version(version.name, PRODUCTION_ALIAS)
+    if (
+        production is not None
+        and production.version != version.version
+        and latest_evaluation(production, eval_set, evaluate.experiment) is None
+    ):
+        logger.info("production %s has no evaluation on set %s: evaluating it", production.model_uri, eval_set)
+        evaluate_model(production.model_uri, shards, evaluate, settings.s3)
+    actor = f"prefect flow evaluate_and_promote (flow run {flow_run.get_id()})"
+    outcome = promote(
+        version.version, gate or settings.gate, actor=actor, eval_set=eval_set, experiment=evaluate.experiment
+    )
+    logger.info("%s %s: %s", outcome.label, version.model_uri, outcome.reason)
+    return outcome

@@ -1,0 +1,81 @@
+"""All signal metrics of one clip pair, with the reason for each value that could not be computed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.evaluate.config import SIGNAL_METRICS, EvaluateConfig
+from pipeline.evaluate.metrics import MetricUnavailable, mel_l1, mr_stft_distance, pesq_wb, si_sdr, stoi
+from pipeline.evaluate.pitch import compare_f0, estimate_f0, require_voiced
+
+
+@dataclass
+class ClipScores:
+    """Metrics of one clip: `values` by metric name (see `SIGNAL_METRICS`), `missing` maps a name to why it has
+    no value (e.g. PESQ on a silent clip)."""
+
+    key: str
+    speaker: str
+    duration_s: float
+    values: dict[str, float] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def score_clip(
+    reference: np.ndarray,
+    decoded: np.ndarray,
+    sample_rate: int,
+    config: EvaluateConfig,
+    *,
+    key: str = "",
+    speaker: str = "",
+) -> ClipScores:
+    """Every metric of `SIGNAL_METRICS` for one pair at the clip's own rate: [L] × 2 -> ClipScores."""
+    scores = ClipScores(key=key, speaker=speaker, duration_s=reference.shape[0] / sample_rate)
+
+    def record(names: tuple[str, ...], compute: Callable[[], float | tuple[float, ...]]) -> None:
+        try:
+            result = compute()
+        except MetricUnavailable as error:
+            scores.missing.update(dict.fromkeys(names, str(error)))
+            return
+        results = result if isinstance(result, tuple) else (result,)
+        scores.values.update(zip(names, (float(v) for v in results), strict=True))
+
+    mel_options = (config.mel_n_fft, config.mel_hop, config.n_mels)
+    record(("mel_l1",), lambda: mel_l1(reference, decoded, sample_rate, *mel_options))
+    record(("mr_stft",), lambda: mr_stft_distance(reference, decoded, config.stft_resolutions))
+    record(("si_sdr",), lambda: si_sdr(reference, decoded))
+    record(("stoi",), lambda: stoi(reference, decoded, sample_rate))
+    record(("pesq_wb",), lambda: pesq_wb(reference, decoded, sample_rate))
+    pitch_options = {
+        "f0_min_hz": config.f0_min_hz,
+        "f0_max_hz": config.f0_max_hz,
+        "hop_seconds": config.f0_hop_seconds,
+        "threshold": config.yin_threshold,
+        "silence_db": config.silence_db,
+    }
+    comparison = compare_f0(
+        estimate_f0(reference, sample_rate, **pitch_options), estimate_f0(decoded, sample_rate, **pitch_options)
+    )
+    scores.values["voicing_error"] = comparison.voicing_error
+    record(("f0_rmse_hz", "f0_rmse_cents"), lambda: require_voiced(comparison))
+    assert set(scores.values) | set(scores.missing) == set(SIGNAL_METRICS), "a metric was neither scored nor missing"
+    return scores
+
+
+def aggregate(clips: list[ClipScores]) -> dict[str, float]:
+    """Per metric over clips with a value: mean (under the metric's own name), `.median`, `.p10`, `.p90`, and
+    `.missing` (clips without a value). A metric missing on every clip has only `.missing`."""
+    summary: dict[str, float] = {}
+    for name in SIGNAL_METRICS:
+        values = np.asarray([clip.values[name] for clip in clips if name in clip.values], dtype=np.float64)
+        summary[f"{name}.missing"] = float(len(clips) - values.size)
+        if values.size:
+            summary[name] = float(values.mean())
+            summary[f"{name}.median"] = float(np.median(values))
+            summary[f"{name}.p10"], summary[f"{name}.p90"] = (float(v) for v in np.percentile(values, [10, 90]))
+    return summary

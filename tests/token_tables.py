@@ -1,0 +1,102 @@
+"""Builders for token tables with the exact on-disk layout of `speechtok tokenize`, without running it.
+
+`write_token_table` writes `OUT/model_version={V}/split={S}/{shard}.parquet` with the job's own writer (TOKENS_SCHEMA,
+zstd, its column encodings) plus a `_manifest.json` that readers must ignore; rows are random but valid for the
+schema (tokens frame-major).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.tokenize.table import TOKENS_SCHEMA, write_shard_table
+from storage.fs import open_location
+
+FRAME_RATE = 2.5  # frames per second of every speechtok codec (spec §1)
+TOKENS_PER_FRAME = 19
+TokenSource = Callable[[np.random.Generator, int, int], np.ndarray]  # (rng, n_frames, per_frame) -> flat uint16
+
+
+def random_tokens(rng: np.random.Generator, n_frames: int, per_frame: int) -> np.ndarray:
+    return rng.integers(0, 1 << 14, size=n_frames * per_frame, dtype=np.uint16)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """`rows` rows in `shards` files under model_version={version}/split={split}."""
+
+    version: int
+    split: str
+    rows: int
+    shards: int = 2
+
+
+def token_rows(
+    partition: Partition,
+    shard: str,
+    rows: int,
+    rng: np.random.Generator,
+    *,
+    model_name: str = "speechtok-codec",
+    tokens_per_frame: int = TOKENS_PER_FRAME,
+    tokens: TokenSource = random_tokens,
+    seconds: tuple[float, float] = (0.5, 4.0),
+) -> pa.Table:
+    """`rows` rows of one shard file: speakers 10–13, two books each, 16/24 kHz, segments of `seconds` (range)."""
+    speakers = rng.choice(["10", "11", "12", "13"], size=rows)
+    books = [f"{s}{b}" for s, b in zip(speakers, rng.integers(0, 2, size=rows), strict=True)]
+    duration = np.round(rng.uniform(*seconds, size=rows), 3)
+    rate = rng.choice([16_000, 24_000], size=rows).astype(np.int32)
+    n_frames = np.ceil(duration * FRAME_RATE - 1e-9).astype(np.int32)
+    keys = [f"{s}_{b}_{shard}_{i:04d}" for i, (s, b) in enumerate(zip(speakers, books, strict=True))]
+    table = pa.table(
+        {
+            "utterance_id": keys,
+            "speaker": speakers.tolist(),
+            "book_id": books,
+            "source_path": [f"{partition.split}/{s}/{b}/x.flac" for s, b in zip(speakers, books, strict=True)],
+            "segment_index": np.arange(rows, dtype=np.int32),
+            "start_s": np.zeros(rows),
+            "end_s": duration,
+            "duration_s": duration,
+            "sample_rate": rate,
+            "num_samples": np.round(duration * rate).astype(np.int64),
+            "holdout": speakers == "13",
+            "n_frames": n_frames,
+            "tokens": [tokens(rng, int(n), tokens_per_frame).tolist() for n in n_frames],
+            "tokens_per_frame": np.full(rows, tokens_per_frame, dtype=np.int32),
+            "model_name": [model_name] * rows,
+            "model_version": np.full(rows, partition.version, dtype=np.int32),
+            "split": [partition.split] * rows,
+            "shard": [shard] * rows,
+        }
+    )
+    return table.cast(TOKENS_SCHEMA)
+
+
+def write_token_table(
+    root: Path,
+    partitions: Sequence[Partition] = (Partition(1, "small", 12), Partition(1, "medium", 7), Partition(2, "small", 5)),
+    seed: int = 0,
+    **row_options: object,
+) -> Path:
+    """Write a token table under `root` and return `root`; `row_options` go to `token_rows`."""
+    rng = np.random.default_rng(seed)
+    location = open_location(root)
+    for part in partitions:
+        directory = root / f"model_version={part.version}" / f"split={part.split}"
+        directory.mkdir(parents=True, exist_ok=True)
+        sizes = np.array_split(np.arange(part.rows), part.shards)
+        for index, size in enumerate(sizes):
+            shard = f"{part.split}-{index:06d}"
+            table = token_rows(part, shard, len(size), rng, **row_options)  # type: ignore[arg-type]
+            # The job's own writer, so files carry its encodings (e.g. BYTE_STREAM_SPLIT tokens).
+            write_shard_table(table, location, (directory.relative_to(root).as_posix(), f"{shard}.parquet"), "zstd", 64)
+        (root / f"model_version={part.version}" / "_manifest.json").write_text(json.dumps({"format": "x"}))
+    return root

@@ -30,7 +30,8 @@ def build_job(
     name = run_name or default_run_name(stage, model_preset, options.sample_rate, shards, encoder_uri)
     return TrainJob(
         stage=stage,
-        shards=shards,
+        # Ray Train workers run in their own directory: a relative local path must be made absolute here.
+        shards=open_location(shards, settings.s3).url_of(),
         model=model,
         run_name=name,
         checkpoint_root=open_location(settings.storage_root, settings.s3).url_of("checkpoints"),

@@ -160,7 +160,9 @@ def _tokenize(
         if not existing_is_valid(out, _parts(model, rows), rows.column("key").to_pylist(), model)
     ]
     tasks = [ShardTask(shard, paths[shard], per_shard[shard].num_rows) for shard in pending]
-    rejected = _run_pipeline(tasks, per_shard, shards_url, s3, out, model, codec_dir, config) if tasks else []
+    # Ray workers do not share the driver's working directory: hand them an absolute location.
+    absolute = shards.url_of()
+    rejected = _run_pipeline(tasks, per_shard, absolute, s3, out, model, codec_dir, config) if tasks else []
     rejected_names = {r.shard for r in rejected}
     files = [
         describe_file(out, model, "/".join(_parts(model, rows)[1:]), shard, rows.column("split")[0].as_py())

@@ -20,3 +20,4 @@ test: lint  ## lint, type-check, then the test suite (unit + integration on loop
 bench: setup
 	$(VENV)/bin/python benchmarks/shard_throughput.py
 	$(VENV)/bin/python benchmarks/codec_speed.py
+	$(VENV)/bin/python benchmarks/tokenize_throughput.py

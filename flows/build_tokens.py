@@ -47,6 +47,12 @@ class BuildTokensConfig(BaseModel):
     sample_rate: int = Field(default=16_000, description="model rate; LibriLight's native 16 kHz needs no resampling")
     encoder_steps: int = Field(default=100, ge=1, description="stage-1 optimiser steps")
     codec_steps: int = Field(default=60, ge=1, description="stage-2 optimiser steps")
+    codec_crop_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="stage-2 crop length; the HiFi-GAN generator and discriminators cost ~14 s per 15 s-crop step "
+        "on 2 CPU cores, so the demo trains on short crops (as benchmarks/training_curves.py does)",
+    )
     train_workers: int = Field(default=2, ge=1, description="Ray Train workers (CPU, gloo)")
     tokenize_workers: int = Field(default=1, ge=1, description="codec actors of the tokenization job")
     target_shard_mb: float = Field(default=8.0, gt=0, description="shard size; small so that Ray has parallel work")
@@ -80,11 +86,14 @@ class BuildTokensResult:
     flow_run_id: str
 
 
-def _stage_settings(settings: Settings, config: BuildTokensConfig, steps: int) -> Settings:
-    """The run's settings with a stage's step count and the demo's model rate and checkpoint cadence."""
+def _stage_settings(
+    settings: Settings, config: BuildTokensConfig, steps: int, crop_seconds: float | None = None
+) -> Settings:
+    """The run's settings with a stage's step count (and crop) and the demo's model rate and checkpoint cadence."""
     train = settings.train.model_copy(
         update={
             "max_steps": steps,
+            "max_seconds": crop_seconds or settings.train.max_seconds,
             "sample_rate": config.sample_rate,
             "checkpoint_every": max(1, steps // 2),
             "log_every": max(1, min(settings.train.log_every, steps // 5)),
@@ -121,7 +130,7 @@ def build_tokens(config: BuildTokensConfig | None = None, settings: Settings | N
         config.shards,
         encoder.registered.model_uri,
         config.model_preset,
-        _stage_settings(settings, config, config.codec_steps),
+        _stage_settings(settings, config, config.codec_steps, config.codec_crop_seconds),
         scaling,
     )
     promotion = evaluate_and_promote(config.shards, candidate=codec.registered.model_uri, settings=settings)

@@ -291,7 +291,7 @@ def verify_tokens_command(
     s3_endpoint: S3EndpointOption = None,
 ) -> None:
     """Check that a token table has exactly one row per manifest segment and files matching `_manifest.json`;
-    exits 1 on any gap."""
+    exits 1 on any gap. Warns (exit 0) when the files were encoded under more than one encoding policy."""
     from pipeline.tokenize import verify_tokens
 
     settings = _settings(settings_file, {"s3": {"endpoint_url": s3_endpoint}})
@@ -305,6 +305,11 @@ def verify_tokens_command(
     table.add_row("rows / manifest segments", f"{report.rows} / {report.expected_rows}")
     for line in report.problems():
         table.add_row("[red]gap[/red]", line)
+    if len(report.encoding_policies) == 1:
+        policy = report.encoding_policies[0]
+        table.add_row("encoding policy", ", ".join(f"{k}={v}" for k, v in sorted(policy.items())))
+    for line in report.warnings():
+        table.add_row("[yellow]warning[/yellow]", line)
     for rejected in report.rejected_shards:
         table.add_row("rejected shard", rejected)
     table.add_row("result", "[green]ok[/green]" if report.ok else "[red]gaps found[/red]")

@@ -5,10 +5,12 @@ token contract (STYLE rule 6): `sample_rate`, `frame_rate` (2.5), `tokens_per_fr
 (16 384) are read from it, never re-declared elsewhere.
 
 Encoding path (spec §9): downmix → resample to the model rate → zero-pad to whole frames → split into
-hop-aligned chunks of at most `max_chunk_frames` frames (36 = 14.4 s, inside the 15 s training crop) →
-encoder in eval mode (spec §11.15) → FSQ indices → packed tokens. The encoder's receptive field is the whole
-chunk (attention, DAAM and GroupNorm statistics), so only equal-length chunks are batched together: zero
-padding would change the tokens (spec §9, §11.21). Decoding mirrors it chunk by chunk.
+near-equal hop-aligned chunks of at most `max_chunk_frames` frames (36 = 14.4 s, inside the 15 s training crop)
+→ encoder in eval mode, fp32 (spec §11.15) → FSQ indices → packed tokens. The encoder's receptive field is the
+whole chunk (attention, DAAM and GroupNorm statistics), so only equal-length chunks are batched together: zero
+padding would change the tokens (spec §9, §11.21). Every forward follows the canonical encoding policy
+(`training.encoding_policy`: fixed batch shape, fixed threads, deterministic GPU kernels), so a chunk's tokens
+do not depend on which other chunks share its forward. Decoding mirrors encoding chunk by chunk.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,13 @@ import torchaudio.functional as AF
 from torch import nn
 
 from training.configs import CodecConfig
+from training.encoding_policy import (
+    EncodingPolicy,
+    EncodingSettings,
+    canonical_numerics,
+    fixed_shape_groups,
+    split_frames,
+)
 from training.models.encoder import Encoder
 from training.models.fsq import FSQ
 from training.models.hifigan import Generator
@@ -36,10 +45,9 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.yaml"
 META_FILE = "codec.json"
-# spec §9: 36 hops = 14.4 s per chunk, inside the 15 s training maximum (spec §1).
-DEFAULT_MAX_CHUNK_FRAMES = 36
-# Equal-length chunks per forward pass, to bound memory on long files: one 14.4 s chunk of the paper
-# generator holds several 64 × 345 600 fp32 maps (≈ 88 MB each) in its last MRF.
+# Equal-length chunks per *decoder* forward, to bound memory on long files: one 14.4 s chunk of the paper
+# generator holds several 64 × 345 600 fp32 maps (≈ 88 MB each) in its last MRF. (The encoder's batch shape is
+# part of the encoding policy.)
 DEFAULT_MAX_BATCH_CHUNKS = 4
 
 AudioArray = torch.Tensor | np.ndarray
@@ -64,12 +72,6 @@ class BatchEncodeResult:
     num_frames: np.ndarray
     num_samples: np.ndarray
     sample_rate: int
-
-
-def split_frames(num_frames: int, max_chunk_frames: int) -> list[int]:
-    """Chunk sizes for `num_frames` frames: as many full `max_chunk_frames` chunks as fit, then the rest."""
-    full, rest = divmod(num_frames, max_chunk_frames)
-    return [max_chunk_frames] * full + ([rest] if rest else [])
 
 
 def group_by_length(lengths: Sequence[int], max_batch: int) -> list[list[int]]:
@@ -134,34 +136,31 @@ class Codec(nn.Module):
         fsq: FSQ,
         packer: MixedRadixPacker,
         generator: Generator,
-        max_chunk_frames: int = DEFAULT_MAX_CHUNK_FRAMES,
+        encoding: EncodingSettings | None = None,
         max_batch_chunks: int = DEFAULT_MAX_BATCH_CHUNKS,
     ) -> None:
         super().__init__()
-        if max_chunk_frames < 1 or max_batch_chunks < 1:
-            raise ValueError(
-                f"max_chunk_frames={max_chunk_frames}, max_batch_chunks={max_batch_chunks}; both must be >= 1 "
-                "(defaults: 36 frames = 14.4 s per chunk, spec §9; 4 chunks per forward)"
-            )
+        if max_batch_chunks < 1:
+            raise ValueError(f"max_batch_chunks={max_batch_chunks} must be >= 1 (default 4 chunks per decoder pass)")
         self.max_batch_chunks = max_batch_chunks
+        self.encoding = encoding or EncodingSettings()
         self.config = config
         self.encoder = encoder
         self.fsq = fsq
         self.packer = packer
         self.generator = generator
-        self.max_chunk_frames = max_chunk_frames
 
     @classmethod
     def from_config(
         cls,
         config: CodecConfig,
-        max_chunk_frames: int = DEFAULT_MAX_CHUNK_FRAMES,
+        encoding: EncodingSettings | None = None,
         max_batch_chunks: int = DEFAULT_MAX_BATCH_CHUNKS,
     ) -> Codec:
         """Build a randomly initialised codec from a typed config (e.g. `training.configs.tiny()`).
 
-        `max_chunk_frames` changes the tokens of clips longer than one chunk (it is saved with the codec);
-        `max_batch_chunks` only bounds memory.
+        `encoding` decides the tokens' bits (chunking, batch shape, threads; saved with the codec);
+        `max_batch_chunks` only bounds the decoder's memory.
         """
         return cls(
             config,
@@ -169,9 +168,19 @@ class Codec(nn.Module):
             fsq=FSQ(config.fsq.levels),
             packer=MixedRadixPacker(config.fsq.levels, config.fsq.group_size),
             generator=Generator(config.decoder, config.encoder.code_dim, config.encoder.legacy_padding),
-            max_chunk_frames=max_chunk_frames,
+            encoding=encoding,
             max_batch_chunks=max_batch_chunks,
         )
+
+    @property
+    def max_chunk_frames(self) -> int:
+        """Frames per chunk at most (36 = 14.4 s); longer clips are cut into near-equal chunks."""
+        return self.encoding.max_chunk_frames
+
+    @property
+    def encoding_policy(self) -> EncodingPolicy:
+        """The policy in force on the codec's current device (recorded with every token file)."""
+        return EncodingPolicy.resolve(self.encoding, self.device)
 
     # --- token contract (STYLE rule 6) -------------------------------------------------------------------
     @property
@@ -218,14 +227,20 @@ class Codec(nn.Module):
         return AF.resample(wav, sample_rate, self.sample_rate)
 
     def _encode_chunks(self, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Encode hop-aligned chunks, batching equal lengths: list of [L_i] -> list of tokens [T_i, G] int64."""
+        """Encode hop-aligned chunks under the canonical policy: list of [L_i] -> list of tokens [T_i, G] int64.
+
+        Every forward holds exactly `batch_chunks` chunks of one length (groups filled with repeats), so the
+        tokens of a chunk never depend on the other chunks of the call.
+        """
+        policy = self.encoding_policy
         results: list[torch.Tensor | None] = [None] * len(chunks)
-        for positions in group_by_length([c.shape[-1] for c in chunks], self.max_batch_chunks):
-            batch = torch.stack([chunks[i] for i in positions]).unsqueeze(1).to(self.device)  # [N, 1, L]
-            indices = self.fsq(self.encoder(batch)).indices  # [N, T, D]
-            tokens = self.packer.pack(indices).cpu()  # [N, T, G]
-            for row, i in enumerate(positions):
-                results[i] = tokens[row]
+        with canonical_numerics(policy):
+            for positions in fixed_shape_groups([c.shape[-1] for c in chunks], policy.batch_chunks):
+                batch = torch.stack([chunks[i] for i in positions]).unsqueeze(1).to(self.device)  # [N, 1, L]
+                indices = self.fsq(self.encoder(batch.float())).indices  # [N, T, D]
+                tokens = self.packer.pack(indices).cpu()  # [N, T, G]
+                for row, i in enumerate(positions):
+                    results[i] = tokens[row]
         return [r for r in results if r is not None]
 
     def _chunk_waveform(self, wav: torch.Tensor) -> list[torch.Tensor]:
@@ -381,6 +396,7 @@ class Codec(nn.Module):
             "tokens_per_frame": self.tokens_per_frame,
             "vocab_size": self.vocab_size,
             "max_chunk_frames": self.max_chunk_frames,
+            "encoding": asdict(self.encoding),
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return directory
@@ -399,7 +415,9 @@ class Codec(nn.Module):
                 f"speechtok reads {FORMAT_NAME!r} versions {list(SUPPORTED_FORMAT_VERSIONS)} (upgrade speechtok)"
             )
         config = CodecConfig.from_yaml(directory / CONFIG_FILE)
-        codec = cls.from_config(config, max_chunk_frames=int(meta.get("max_chunk_frames", DEFAULT_MAX_CHUNK_FRAMES)))
+        # Codecs saved before the encoding policy existed carry only max_chunk_frames; the rest takes defaults.
+        encoding = EncodingSettings.from_json(meta.get("encoding", {"max_chunk_frames": meta.get("max_chunk_frames")}))
+        codec = cls.from_config(config, encoding=encoding)
         weights_path = directory / WEIGHTS_FILE
         state = torch.load(weights_path, map_location=map_location, weights_only=True)
         expected = set(codec.state_dict())

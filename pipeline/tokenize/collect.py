@@ -34,8 +34,9 @@ class ShardCollector:
     def add_batch(self, batch: dict[str, np.ndarray]) -> list[ShardOutcome]:
         """Take one batch (numpy format) and return the shards it completed or failed."""
         outcomes: list[ShardOutcome] = []
-        for key, shard, tokens, frames, error in zip(
-            batch["key"], batch["shard"], batch["tokens"], batch["n_frames"], batch["error"], strict=True
+        policies = batch.get("policy", np.full(len(batch["key"]), "", dtype=object))
+        for key, shard, tokens, frames, policy, error in zip(
+            batch["key"], batch["shard"], batch["tokens"], batch["n_frames"], policies, batch["error"], strict=True
         ):
             shard = str(shard)
             if shard in self.finished:
@@ -52,6 +53,8 @@ class ShardCollector:
             rows.keys.append(str(key))
             rows.tokens.append(bytes(tokens))
             rows.n_frames.append(int(frames))
+            if policy:
+                rows.policies.add(str(policy))
             if len(rows.keys) == self.expected[shard]:
                 self.finished.add(shard)
                 outcomes.append(ShardOutcome(shard, rows=self.buffers.pop(shard)))

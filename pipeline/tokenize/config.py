@@ -18,8 +18,11 @@ class TokenizeConfig(BaseModel):
         description="audio seconds per actor batch; rows per batch = batch_seconds / mean segment duration, and "
         "the padded input of one encode call stays under it",
     )
-    chunks_per_forward: int = Field(
-        default=4, ge=1, description="equal-length 14.4 s chunks per forward pass (bounds memory only)"
+    chunks_per_forward: int | None = Field(
+        default=None,
+        ge=1,
+        description="chunks per encoder forward; default: the codec's encoding policy for the device (1 on CPU, "
+        "8 on GPU). A different value is a different policy, recorded in every token file",
     )
     row_group_size: int = Field(
         default=4096, ge=1, description="Parquet rows per row group (a 16 s row holds ~1.5 kB of tokens)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,19 @@ class CodecEncoder:
 
     Input batch (numpy format): `key`, `shard`, `audio` (float32 bytes at the codec rate), `error`.
     Output: `key`, `shard`, `tokens` (uint16 bytes, frame-major: [n_frames, tokens_per_frame] flattened),
-    `n_frames` (int32) and `error`; error rows pass through with no tokens.
+    `n_frames` (int32), `policy` (the canonical encoding policy as JSON) and `error`; error rows pass through
+    with no tokens.
 
     Rows are sorted by length and encoded in groups whose padded size stays under `batch_seconds`, so little
-    padding is built (and none reaches the model: `Codec.encode_batch` only batches equal-length chunks).
+    padding is built (and none reaches the model: `Codec.encode_batch` only batches equal-length chunks). Under
+    the canonical policy the tokens do not depend on this grouping, on `batch_seconds` or on the actor count.
     """
 
     def __init__(
         self,
         codec_dir: str,
         batch_seconds: float = 120.0,
-        chunks_per_forward: int = 4,
+        chunks_per_forward: int | None = None,
         device: str | None = None,
         threads: int | None = None,
     ) -> None:
@@ -36,7 +39,10 @@ class CodecEncoder:
             # thread per core in every actor and oversubscribe the machine (2 actors on 2 cores ran 3x slower).
             torch.set_num_threads(threads)
         self.codec = Codec.load(Path(codec_dir), map_location=chosen)
-        self.codec.max_batch_chunks = chunks_per_forward
+        if chunks_per_forward is not None:  # a different batch shape is a different (recorded) policy
+            field = "cuda_batch_chunks" if self.codec.device.type == "cuda" else "cpu_batch_chunks"
+            self.codec.encoding = replace(self.codec.encoding, **{field: chunks_per_forward})
+        self.policy = self.codec.encoding_policy.to_json()
         self.max_padded_samples = max(1, int(batch_seconds * self.codec.sample_rate))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -56,6 +62,7 @@ class CodecEncoder:
             "shard": np.asarray([str(s) for s in batch["shard"]], dtype=object),
             "tokens": tokens,
             "n_frames": frames,
+            "policy": np.asarray([self.policy] * len(keys), dtype=object),
             "error": np.asarray(errors, dtype=object),
         }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from pipeline.tokenize.table import ModelInfo, version_dir
+from pipeline.tokenize.table import ModelInfo, file_policies, version_dir
 from storage.fs import Location
 from storage.parquet_io import read_table
 
@@ -47,12 +47,14 @@ class FileEntry:
     audio_seconds: float
     bytes: int
     sha256: str
+    encoding_policies: list[dict[str, Any]] = field(default_factory=list)  # usually one (training.encoding_policy)
 
 
 def describe_file(out: Location, model: ModelInfo, relative: str, shard: str, split: str) -> FileEntry:
     """Counts and checksum of one published token file."""
     parts = (version_dir(model), relative)
     table = read_table(out, *parts, columns=["n_frames", "tokens_per_frame", "duration_s"])
+    policies = file_policies(table)
     frames = int(pc.sum(table.column("n_frames")).as_py() or 0)
     tokens = int(pc.sum(pc.multiply(table.column("n_frames"), table.column("tokens_per_frame"))).as_py() or 0)
     return FileEntry(
@@ -65,6 +67,7 @@ def describe_file(out: Location, model: ModelInfo, relative: str, shard: str, sp
         audio_seconds=float(pc.sum(table.column("duration_s")).as_py() or 0.0),
         bytes=int(out.fs.size(out.path(*parts))),
         sha256=out.sha256(*parts),
+        encoding_policies=policies,
     )
 
 
@@ -87,6 +90,12 @@ def code_version() -> str:
     if commit.returncode != 0:
         return version
     return f"{version} (git {commit.stdout.strip()}{'+dirty' if dirty.stdout.strip() else ''})"
+
+
+def distinct_policies(files: list[FileEntry]) -> list[dict[str, Any]]:
+    """Every encoding policy any file's rows were encoded under, once each, in a stable order."""
+    unique = {json.dumps(p, sort_keys=True) for f in files for p in f.encoding_policies}
+    return [json.loads(p) for p in sorted(unique)]
 
 
 def write_table_manifest(
@@ -113,6 +122,8 @@ def write_table_manifest(
             "audio_hours": sum(f.audio_seconds for f in files) / 3600.0,
             "rejected_shards": len(rejected),
         },
+        # Distinct policies over all files: more than one means the table is not bit-comparable throughout.
+        "encoding_policies": distinct_policies(files),
         "files": [asdict(f) for f in files],
         "rejected_shards": [asdict(r) for r in sorted(rejected, key=lambda r: r.shard)],
     }

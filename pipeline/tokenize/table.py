@@ -7,8 +7,9 @@ each file with the same types the partition inference gives, so both readers agr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -88,11 +89,23 @@ def shard_file(model: ModelInfo, split: str, shard: str) -> tuple[str, str, str]
 
 @dataclass
 class EncodedRows:
-    """Encoder output of one shard, in arrival order: keys, tokens (uint16 bytes) and frame counts."""
+    """Encoder output of one shard, in arrival order: keys, tokens (uint16 bytes), frame counts, and the
+    encoding policies (canonical JSON) the rows were encoded under — one, unless actors differed."""
 
     keys: list[str]
     tokens: list[bytes]
     n_frames: list[int]
+    policies: set[str] = field(default_factory=set)
+
+
+# Schema-metadata key of a token file: the JSON list of encoding policies its rows were encoded under.
+POLICY_METADATA_KEY = b"speechtok.encoding_policies"
+
+
+def file_policies(table: pa.Table) -> list[dict[str, object]]:
+    """The encoding policies recorded in a token file's schema metadata ([] for files written before them)."""
+    raw = (table.schema.metadata or {}).get(POLICY_METADATA_KEY)
+    return [] if raw is None else list(json.loads(raw))
 
 
 def build_table(segments: pa.Table, encoded: EncodedRows, model: ModelInfo) -> pa.Table:
@@ -121,8 +134,9 @@ def build_table(segments: pa.Table, encoded: EncodedRows, model: ModelInfo) -> p
     columns["tokens_per_frame"] = pa.array(np.full(rows, model.tokens_per_frame, dtype=np.int32))
     columns["model_name"] = pa.array([model.name] * rows, pa.string())
     columns["model_version"] = pa.array(np.full(rows, int(model.version), dtype=np.int32))
-    table = pa.table({field.name: columns[field.name] for field in TOKENS_SCHEMA})
-    return table.cast(TOKENS_SCHEMA)
+    table = pa.table({column.name: columns[column.name] for column in TOKENS_SCHEMA}).cast(TOKENS_SCHEMA)
+    policies = json.dumps([json.loads(p) for p in sorted(encoded.policies)], sort_keys=True)
+    return table.replace_schema_metadata({POLICY_METADATA_KEY: policies.encode()})
 
 
 def write_shard_table(

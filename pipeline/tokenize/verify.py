@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
 from pipeline.tokenize.manifest import read_table_manifest
+from pipeline.tokenize.table import file_policies
 from storage.fs import open_location
 from storage.parquet_io import list_parquet_files, read_table
 from storage.settings import S3Settings
@@ -29,6 +32,23 @@ class VerifyReport:
     unexpected: list[str] = field(default_factory=list)  # rows whose key is not in the manifest
     checksum_mismatches: list[str] = field(default_factory=list)  # files differing from (or absent in) _manifest.json
     rejected_shards: list[str] = field(default_factory=list)  # as recorded by the last run
+    # Distinct encoding policies of the files (training.encoding_policy); more than one is a warning, not a gap:
+    # every row is valid, but rows of different policies are not bit-comparable.
+    encoding_policies: list[dict[str, Any]] = field(default_factory=list)
+    files_without_policy: int = 0
+
+    def warnings(self) -> list[str]:
+        """Things that are not gaps but a user should know."""
+        lines = []
+        if len(self.encoding_policies) > 1:
+            ids = ", ".join(_policy_summary(p) for p in self.encoding_policies)
+            lines.append(
+                f"the table mixes {len(self.encoding_policies)} encoding policies ({ids}): tokens of the same audio "
+                "may differ between them; re-tokenize under one policy for bit-identical tokens"
+            )
+        if self.files_without_policy:
+            lines.append(f"{self.files_without_policy} files record no encoding policy (written by an older speechtok)")
+        return lines
 
     @property
     def ok(self) -> bool:
@@ -47,6 +67,10 @@ class VerifyReport:
                 more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
                 lines.append(f"{len(items)} {label}: {', '.join(items[:_SHOWN])}{more}")
         return lines
+
+
+def _policy_summary(policy: dict[str, Any]) -> str:
+    return f"{policy.get('device_type')}/batch {policy.get('batch_chunks')}/torch {policy.get('torch_version')}"
 
 
 def model_versions(table_url: str, s3: S3Settings | None = None) -> list[str]:
@@ -78,6 +102,8 @@ def verify_tokens(
     files = list_parquet_files(out, directory)
     tables = [read_table(out, path, columns=["utterance_id"]) for path in files]
     keys = pa.concat_tables(tables).column("utterance_id").to_pylist() if tables else []
+    per_file = [file_policies(table) for table in tables]
+    policies = {json.dumps(p, sort_keys=True) for found in per_file for p in found}
     counts = Counter(keys)
     expected_set = set(expected)
     manifest = read_table_manifest(out, model_version)
@@ -103,4 +129,6 @@ def verify_tokens(
         unexpected=sorted(set(counts) - expected_set),
         checksum_mismatches=mismatches,
         rejected_shards=rejected,
+        encoding_policies=[json.loads(p) for p in sorted(policies)],
+        files_without_policy=sum(1 for found in per_file if not found),
     )

@@ -15,16 +15,17 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.tokenize import TokenizeConfig, tokenize_shards, verify_tokens
 from pipeline.tokenize import job as job_module
-from pipeline.tokenize.table import TOKENS_SCHEMA
+from pipeline.tokenize.table import POLICY_METADATA_KEY, TOKENS_SCHEMA, file_policies
 from storage.mlflow_io import CODEC_MODEL_NAME, use_tracking_uri
 from tokenize_helpers import register_tiny_codec
 from training.codec import Codec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
-# Two 0.5-CPU actors leave a CPU for the decoding tasks on the 2-CPU session cluster.
-ONE = TokenizeConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=30)
-TWO = TokenizeConfig(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=30)
+# Two 0.5-CPU actors leave a CPU for the decoding tasks on the 2-CPU session cluster. Small batches on one actor,
+# large ones on two: under the canonical encoding policy the token files must not differ (issue 12).
+ONE = TokenizeConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=6)
+TWO = TokenizeConfig(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=90)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,10 @@ def test_manifest_and_mlflow_lineage(table, registry: Path) -> None:  # type: ig
     manifest = json.loads((out / "model_version=1" / "_manifest.json").read_text())
     assert manifest["model"]["resolved_uri"] == f"models:/{CODEC_MODEL_NAME}/1"
     assert manifest["totals"]["rows"] == summary.segments and len(manifest["files"]) == summary.shards
+    # One encoding policy, recorded per file and for the table (issue 12).
+    [policy] = manifest["encoding_policies"]
+    assert policy["device_type"] == "cpu" and policy["batch_chunks"] == 1 and policy["cpu_threads"] == 1
+    assert all(entry["encoding_policies"] == [policy] for entry in manifest["files"])
     client = MlflowClient()
     run = client.get_run(summary.run_id)
     assert run.data.params["model_version"] == "1" and run.data.params["config.workers"] == "2"
@@ -122,7 +127,8 @@ def test_one_worker_gives_identical_files_and_resume_reuses_them(table, sharded_
     monkeypatch.setattr(job_module, "write_shard_table", real_write)
     resumed = tokenize_shards(str(sharded_sample_corpus), str(single), config=ONE)
     assert resumed.shards_reused == 2 and resumed.shards_written == resumed.shards - 2
-    assert files_of(single) == files_of(out)  # 1 worker, interrupted + resumed == 2 workers uninterrupted
+    # 1 worker with small batches, interrupted + resumed == 2 workers with large batches, uninterrupted
+    assert files_of(single) == files_of(out)
 
 
 def test_a_deleted_file_is_rebuilt_identically_on_rerun(table, registry, sharded_sample_corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -152,6 +158,23 @@ def test_verify_detects_a_deleted_file_and_a_duplicated_row(table, sharded_sampl
     assert report.duplicated == [rows.column("utterance_id")[0].as_py()]
     assert any("sha256 differs" in m for m in report.checksum_mismatches)
     assert any("listed, missing" in m for m in report.checksum_mismatches)
+
+
+def test_verify_warns_when_a_table_mixes_encoding_policies(table, sharded_sample_corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, _ = table
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert verify_tokens(str(copy), str(sharded_sample_corpus)).warnings() == []
+    # One file re-encoded as if on a GPU with 8 chunks per forward: rows are fine, bits not comparable.
+    file = sorted((copy / "model_version=1").rglob("*.parquet"))[0]
+    rows = pq.read_table(file)
+    [policy] = file_policies(rows)
+    other = {**policy, "device_type": "cuda", "batch_chunks": 8, "cpu_threads": None, "cpu_capability": None}
+    pq.write_table(rows.replace_schema_metadata({POLICY_METADATA_KEY: json.dumps([other]).encode()}), file)
+    report = verify_tokens(str(copy), str(sharded_sample_corpus))
+    assert not report.missing and not report.duplicated
+    assert len(report.encoding_policies) == 2
+    assert any("mixes 2 encoding policies" in line for line in report.warnings())
 
 
 def test_a_corrupt_shard_is_rejected_and_the_others_finish(registry, sharded_sample_corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ import torch
 
 from training.codec import META_FILE, WEIGHTS_FILE, Codec
 from training.configs import tiny
+from training.encoding_policy import EncodingSettings
 
 INPUT_RATE = 16_000
 
@@ -88,18 +89,21 @@ def test_batch_equals_one_by_one(codec: Codec) -> None:
         torch.testing.assert_close(audio, expected, rtol=0, atol=1e-5)
 
 
-def test_long_audio_is_encoded_in_hop_aligned_chunks() -> None:
+def test_long_audio_is_encoded_in_near_equal_hop_aligned_chunks() -> None:
     torch.manual_seed(0)
-    codec = Codec.from_config(tiny(), max_chunk_frames=2)
-    wav = _clip(2.0, sample_rate=24_000, seed=7)  # 5 frames -> chunks of 2, 2 and 1 frames
+    codec = Codec.from_config(tiny(), encoding=EncodingSettings(max_chunk_frames=3))
+    wav = _clip(2.8, sample_rate=24_000, seed=7)  # 7 frames -> chunks of 3, 2 and 2 frames (never a 1-frame tail)
     tokens = codec.encode(wav, 24_000).tokens
     hop = codec.hop
-    pieces = [wav[: 2 * hop], wav[2 * hop : 4 * hop], wav[4 * hop :]]
+    pieces = [wav[: 3 * hop], wav[3 * hop : 5 * hop], wav[5 * hop :]]
     assert np.array_equal(tokens, np.concatenate([codec.encode(p, 24_000).tokens for p in pieces]))
     assert codec.decode(tokens, wav.shape[0]).shape == wav.shape
-    one_at_a_time = Codec.from_config(tiny(), max_chunk_frames=2, max_batch_chunks=1)
-    one_at_a_time.load_state_dict(codec.state_dict())
-    assert np.array_equal(one_at_a_time.encode(wav, 24_000).tokens, tokens)
+    # With 4 chunks per forward, the two 2-frame chunks share one forward (plus 2 repeats) when encoded together
+    # and each runs with 3 repeats of itself when encoded alone: the tokens must not differ (issue 12).
+    batched = Codec.from_config(tiny(), encoding=EncodingSettings(max_chunk_frames=3, cpu_batch_chunks=4))
+    batched.load_state_dict(codec.state_dict())
+    together = batched.encode(wav, 24_000).tokens
+    assert np.array_equal(together, np.concatenate([batched.encode(p, 24_000).tokens for p in pieces]))
 
 
 def test_save_load_round_trip(codec: Codec, tmp_path: Path) -> None:
@@ -110,6 +114,7 @@ def test_save_load_round_trip(codec: Codec, tmp_path: Path) -> None:
     assert np.array_equal(loaded.encode(wav, INPUT_RATE).tokens, codec.encode(wav, INPUT_RATE).tokens)
     meta = json.loads((tmp_path / META_FILE).read_text())
     assert meta["format_version"] == 1 and meta["tokens_per_frame"] == 19
+    assert EncodingSettings.from_json(meta["encoding"]) == codec.encoding == loaded.encoding
 
 
 def test_unknown_format_version_is_refused(codec: Codec, tmp_path: Path) -> None:

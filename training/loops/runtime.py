@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray.train
 import ray.train.torch
 import torch
@@ -24,6 +26,7 @@ CHECKPOINT_STATE = "state.pt"
 CHECKPOINT_META = "state.json"
 CHECKPOINT_FORMAT = 1
 _REGISTRATION_GRACE_S = 5.0
+_RANK_SEED_STRIDE = 1_000_003  # any prime larger than a plausible world size
 
 
 @dataclass(frozen=True)
@@ -49,22 +52,59 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def gather_positions(position: DataPosition, world_size: int) -> list[dict[str, int]]:
-    """Every worker's data position (each streams its own shards), so all of them resume exactly."""
-    mine = asdict(position)
+def gather_from_workers(value: Any, world_size: int) -> list[Any]:
+    """Every worker's `value` (picklable), in rank order; the chief writes them into the checkpoint."""
     if world_size == 1 or not dist.is_initialized():
-        return [mine]
+        return [value]
     gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, mine)
+    dist.all_gather_object(gathered, value)
     return gathered
 
 
-def mean_across_workers(value: float, device: torch.device) -> float:
-    if not dist.is_initialized():
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / dist.get_world_size()
+def gather_positions(position: DataPosition, world_size: int) -> list[dict[str, Any]]:
+    """Every worker's data position (each streams its own shards), so all of them resume exactly."""
+    return gather_from_workers(position.to_json(), world_size)
+
+
+def worker_seed(seed: int, rank: int) -> int:
+    """The torch seed of one worker after model init: dropout differs per rank, reproducibly (issue 12)."""
+    return (seed * _RANK_SEED_STRIDE + rank) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states (torch CPU and CUDA, NumPy, Python), for the checkpoint."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def metrics_to_floats(
+    metrics: Mapping[str, torch.Tensor | float], mean_keys: Collection[str], device: torch.device
+) -> dict[str, float]:
+    """A logging step's metrics as floats: one all-reduce (mean over workers) for `mean_keys`, one host copy.
+
+    Steps that do not log never call this, so they never wait for the device (issue 12: no per-step syncs).
+    """
+    names = list(metrics)
+    values = torch.stack([torch.as_tensor(metrics[k], dtype=torch.float64).to(device) for k in names])
+    averaged = [k in mean_keys for k in names]
+    if any(averaged) and dist.is_initialized():
+        selected = torch.tensor(averaged, device=device)
+        summed = values.clone()
+        dist.all_reduce(summed)
+        values = torch.where(selected, summed / dist.get_world_size(), values)
+    return dict(zip(names, values.cpu().tolist(), strict=True))
 
 
 class MetricsLogger:

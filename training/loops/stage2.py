@@ -12,10 +12,11 @@ from storage.mlflow_io import download_model_artifact, use_tracking_uri
 from training.codec import Codec
 from training.data import AudioBatch
 from training.encoder_io import load_encoder
+from training.gan_step import GanStep
 from training.job import TrainJob
-from training.loops.base import TrainingLoop
-from training.loops.runtime import autocast, mean_across_workers
-from training.losses import DiscriminatorPair, MultiResolutionSTFTLoss, discriminator_loss, gan_active, generator_loss
+from training.loops.base import StepMetrics, TrainingLoop
+from training.loops.runtime import autocast
+from training.losses import MultiResolutionSTFTLoss
 from training.mlflow_codec import ENCODER_ARTIFACT
 from training.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from training.optim import adamw, warmup_cosine
@@ -38,6 +39,8 @@ def load_stage1_encoder(job: TrainJob) -> torch.nn.Module:
 
 
 class CodecTraining(TrainingLoop):
+    mean_metrics = frozenset({"loss", "stft"})
+
     def build(self) -> None:
         encoder = load_stage1_encoder(self.job)
         codec = Codec.from_config(self.job.model)
@@ -58,60 +61,29 @@ class CodecTraining(TrainingLoop):
         self.generator = ray.train.torch.prepare_model(self.codec.generator)
         self.mpd_ddp = ray.train.torch.prepare_model(self.mpd)
         self.msd_ddp = ray.train.torch.prepare_model(self.msd)
+        self.gan_step = GanStep(
+            generator=self.generator,
+            generator_params=list(self.codec.generator.parameters()),
+            mpd=self.mpd,
+            msd=self.msd,
+            mpd_train=self.mpd_ddp,
+            msd_train=self.msd_ddp,
+            optimizer_g=self.optimizer_g,
+            optimizer_d=self.optimizer_d,
+            stft_loss=self.stft_loss,
+            loss_config=self.job.model.loss,
+            grad_clip_norm=self.job.optim.grad_clip_norm,
+            autocast=lambda: autocast(self.device),
+        )
 
-    def train_step(self, batch: AudioBatch) -> dict[str, float]:
+    def train_step(self, batch: AudioBatch) -> StepMetrics:
         audio = batch.audio.to(self.device)  # [B, 1, L], L a whole number of hops
-        loss_config = self.job.model.loss
-        active = gan_active(self.step, loss_config)
         with torch.no_grad():
             values = self.codec.fsq(self.codec.encoder(audio)).values  # [B, D, T] grid values
-        with autocast(self.device):
-            y_hat = self.generator(values)[..., : audio.shape[-1]]  # exact geometry: already L samples
-
-        metrics: dict[str, float] = {}
-        if active:
-            with autocast(self.device):
-                d_loss = discriminator_loss(
-                    DiscriminatorPair(self.mpd_ddp(audio), self.mpd_ddp(y_hat.detach())),
-                    DiscriminatorPair(self.msd_ddp(audio), self.msd_ddp(y_hat.detach())),
-                )
-            self.optimizer_d.zero_grad(set_to_none=True)
-            d_loss.total.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [*self.mpd.parameters(), *self.msd.parameters()], self.job.optim.grad_clip_norm
-            )
-            self.optimizer_d.step()
-            metrics.update(
-                disc_loss=float(d_loss.total.detach()), disc_mpd=float(d_loss.mpd), disc_msd=float(d_loss.msd)
-            )
+        metrics: StepMetrics = dict(self.gan_step(values, audio, self.step))
         self.scheduler_d.step()
-
-        with autocast(self.device):
-            pairs = (
-                {
-                    "mpd": DiscriminatorPair(self.mpd_ddp(audio), self.mpd_ddp(y_hat)),
-                    "msd": DiscriminatorPair(self.msd_ddp(audio), self.msd_ddp(y_hat)),
-                }
-                if active
-                else {}
-            )
-            g_loss = generator_loss(
-                y_hat.float(), audio, step=self.step, config=loss_config, stft_loss=self.stft_loss, **pairs
-            )
-        self.optimizer_g.zero_grad(set_to_none=True)
-        g_loss.total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.codec.generator.parameters(), self.job.optim.grad_clip_norm)
-        self.optimizer_g.step()
         self.scheduler_g.step()
-        metrics.update(
-            loss=mean_across_workers(float(g_loss.total.detach()), self.device),
-            stft=mean_across_workers(float(g_loss.stft.detach()), self.device),
-            waveform_l1=float(g_loss.waveform.detach()),
-            adversarial=float((g_loss.adversarial_mpd + g_loss.adversarial_msd).detach()),
-            feature_matching=float((g_loss.feature_matching_mpd + g_loss.feature_matching_msd).detach()),
-            grad_norm=float(grad_norm),
-            lr=float(self.scheduler_g.get_last_lr()[0]),
-        )
+        metrics["lr"] = float(self.scheduler_g.get_last_lr()[0])
         return metrics
 
     def state(self) -> dict[str, Any]:

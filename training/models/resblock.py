@@ -17,9 +17,11 @@ class ResBlock(nn.Module):
 
     Shapes: [B, C, T] -> [B, C, T].
 
-    When a dilated conv's taps beyond the centre can only ever read zero padding (d·(k−1)/2 ≥ T), the
-    conv equals its centre tap exactly (spec §2.2); we then run a 1-tap conv with the centre weight instead
-    of padding by up to 78 125 samples. The output is identical; only the wasted work is skipped.
+    A tap at offset j·d from the centre (|j| ≤ (k−1)/2) reads only zero padding at every output position once
+    |j|·d ≥ T. Those taps contribute exactly nothing, so a dilated conv equals the conv with its kernel cut to
+    the taps |j| ≤ ⌊(T−1)/d⌋ (padding cut to match), and to its centre tap alone when d ≥ T. This skips padding
+    by up to 78 125 samples on short sequences without changing the output, for every kernel size (the encoder's
+    k = 3 and the decoder MRF's k = 7 and 11).
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, dilations: Sequence[int] = (1, 3, 5)) -> None:
@@ -36,11 +38,14 @@ class ResBlock(nn.Module):
         )
 
     def _dilated(self, conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-        dilation = conv.dilation[0]
-        if dilation * (self.kernel_size - 1) // 2 >= x.shape[-1]:
-            centre = conv.weight[:, :, self.kernel_size // 2 : self.kernel_size // 2 + 1]
-            return F.conv1d(x, centre, conv.bias)
-        return conv(x)
+        """The dilated conv restricted to the taps that can reach a real sample: [B, C, T] -> [B, C, T]."""
+        dilation, half = conv.dilation[0], (self.kernel_size - 1) // 2
+        reach = min(half, (x.shape[-1] - 1) // dilation)  # taps each side that can land inside [0, T)
+        if reach == half:
+            return conv(x)
+        centre = self.kernel_size // 2
+        weight = conv.weight[:, :, centre - reach : centre + reach + 1]
+        return F.conv1d(x, weight, conv.bias, padding=reach * dilation, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):

@@ -1,5 +1,5 @@
 # The two commands the README promises. Both set the machine up first (scripts/setup.sh is idempotent).
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench gpu-check
 
 VENV ?= .venv
 
@@ -21,3 +21,8 @@ bench: setup
 	$(VENV)/bin/python benchmarks/shard_throughput.py
 	$(VENV)/bin/python benchmarks/codec_speed.py
 	$(VENV)/bin/python benchmarks/tokenize_throughput.py
+	$(VENV)/bin/python benchmarks/train_step.py
+
+gpu-check: setup  ## on a CUDA machine: paper-config GPU tests, then encode throughput per batch shape
+	$(VENV)/bin/python -m pytest -m gpu tests/gpu -v
+	$(VENV)/bin/python benchmarks/gpu_tokenize.py

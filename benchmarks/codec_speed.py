@@ -10,6 +10,12 @@ warm-up run of the same length (oneDNN builds its kernels per shape). GFLOPs per
 Reference points (issue 6, encode on one CPU thread of this kind of machine): EnCodec 24 kHz ≈ 4.8×,
 Mimi ≈ 5.7×, DAC 16 kHz ≈ 1.5×; the target is ≥ 10× per thread.
 
+Baseline measured in the same run (issue 12): a *plain conv stack* — the encoder's own input conv, strided convs
+and residual blocks with nothing else (no SnakeBeta, DAAM, bottleneck, Conformers, FSQ, packing or chunking) — on
+the same audio with the same threads. `enc/plain` = Codec.encode speed ÷ plain-stack speed, so a change to the
+tokenizer's own overhead (e.g. the canonical encoding policy) shows up independently of the machine's load.
+Each thread count runs under an encoding policy with that many CPU threads (`EncodingSettings.cpu_threads`).
+
 `--channels-last` runs an experiment: every Conv1d/ConvTranspose1d computed as a channels-last 2-D conv
 (same weights). On a 2-core AVX2 EPYC it did not help (element-wise ops on time-major tensors fall off
 the vectorised path), so the codec does not use it; the flag stays so the result can be re-checked.
@@ -29,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from training.codec import Codec
 from training.configs import paper
+from training.encoding_policy import EncodingSettings
 from training.models.encoder import Encoder
 from training.models.hifigan import Generator
 
@@ -80,18 +87,37 @@ def best_time(run: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def measure(sample_rate: int, threads: int, seconds: float, repeats: int, channels_last: bool) -> tuple[float, float]:
-    """(encode, decode) speed in × real time for the paper codec at `sample_rate` with `threads` threads."""
+def plain_conv_stack(encoder: Encoder) -> nn.Sequential:
+    """The encoder's input conv, strided convs and residual blocks, shared weights, nothing else:
+    [B, 1, L] -> [B, C, L // hop]."""
+    layers: list[nn.Module] = [encoder.input_conv]
+    for block in encoder.blocks:
+        layers += [nn.ConstantPad1d(block.padding, 0.0), block.conv, block.res_blocks]
+    return nn.Sequential(*layers).eval()
+
+
+def measure(
+    sample_rate: int, threads: int, seconds: float, repeats: int, channels_last: bool
+) -> tuple[float, float, float]:
+    """(encode, decode, plain stack) speed in × real time for the paper codec at `sample_rate` on `threads`."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    codec = Codec.from_config(paper(sample_rate)).eval()
+    codec = Codec.from_config(paper(sample_rate), encoding=EncodingSettings(cpu_threads=threads)).eval()
     if channels_last:
         _channels_last(codec)
     wav = 0.1 * torch.randn(int(seconds * sample_rate))
     tokens = codec.encode(wav, sample_rate).tokens
+    stack = plain_conv_stack(codec.encoder)
+    padded = torch.nn.functional.pad(wav, (0, (-wav.shape[0]) % codec.hop)).view(1, 1, -1)
+
+    def plain() -> None:
+        with torch.inference_mode():
+            stack(padded)
+
     encode = best_time(lambda: codec.encode(wav, sample_rate), repeats)
     decode = best_time(lambda: codec.decode(tokens, wav.shape[0]), repeats)
-    return seconds / encode, seconds / decode
+    baseline = best_time(plain, repeats)
+    return seconds / encode, seconds / decode, seconds / baseline
 
 
 def main() -> None:
@@ -109,7 +135,10 @@ def main() -> None:
         f"paper codec, {args.seconds:g} s of noise, best of {args.repeats}, torch {torch.__version__}, "
         f"channels-last={args.channels_last}"
     )
-    header = f"{'rate':>6} {'thr':>3} {'enc ×RT':>8} {'dec ×RT':>8} {'enc GF/s':>9} {'dec GF/s':>9} {'enc ×RT/thr':>11}"
+    header = (
+        f"{'rate':>6} {'thr':>3} {'enc ×RT':>8} {'plain ×RT':>9} {'enc/plain':>9} {'dec ×RT':>8} {'enc GF/s':>9} "
+        f"{'dec GF/s':>9} {'enc ×RT/thr':>11}"
+    )
     header += "".join(f" {'vs ' + name:>13}" for name in REFERENCES) + f" {'vs target':>10}"
     rows = []
     for rate in rates:
@@ -119,9 +148,10 @@ def main() -> None:
             f"at {TARGET:g}× real time one thread would need {TARGET * enc_flops:.0f} GFLOP/s"
         )
         for n in threads:
-            encode, decode = measure(rate, n, args.seconds, args.repeats, args.channels_last)
+            encode, decode, plain = measure(rate, n, args.seconds, args.repeats, args.channels_last)
             row = (
-                f"{rate:>6} {n:>3} {encode:>8.2f} {decode:>8.2f} {encode * enc_flops:>9.1f} "
+                f"{rate:>6} {n:>3} {encode:>8.2f} {plain:>9.2f} {encode / plain:>9.2f} {decode:>8.2f} "
+                f"{encode * enc_flops:>9.1f} "
                 f"{decode * dec_flops:>9.1f} {encode / n:>11.2f}"
             )
             row += "".join(f" {encode / n / ref:>13.2f}" for ref in REFERENCES.values())

@@ -240,7 +240,17 @@ def tokenize_command(
     model: Annotated[str, typer.Option(help="Codec model URI.")] = "models:/speechtok-codec@production",
     workers: Annotated[int, typer.Option(help="Codec actors (one per GPU on a cluster).", min=1)] = 1,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per actor; fractions share a GPU.", min=0)] = 0.0,
-    batch_seconds: Annotated[float, typer.Option(help="Audio seconds per actor batch.", min=0.1)] = 120.0,
+    batch_seconds: Annotated[
+        float, typer.Option(help="Audio seconds per actor batch (does not change the tokens).", min=0.1)
+    ] = 120.0,
+    chunks_per_forward: Annotated[
+        int | None,
+        typer.Option(
+            help="Chunks per encoder forward; default: the codec's encoding policy (1 on CPU, 8 on GPU). Another "
+            "value is another encoding policy, recorded in every token file.",
+            min=1,
+        ),
+    ] = None,
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
@@ -255,7 +265,12 @@ def tokenize_command(
     from pipeline.tokenize import TokenizeConfig
 
     settings = _settings(settings_file, {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}})
-    config = TokenizeConfig(workers=workers, gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds)
+    config = TokenizeConfig(
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        batch_seconds=batch_seconds,
+        chunks_per_forward=chunks_per_forward,
+    )
     try:
         summary = tokenize_corpus(shards, out, model, config, settings)
     except (StorageUnreachableError, LookupError, FileNotFoundError) as error:

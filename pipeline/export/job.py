@@ -62,6 +62,7 @@ class ExportSummary:
     bytes_on_disk: int  # token files, their indexes, index.parquet and meta.json
     token_file_bytes: int  # .bin + .idx / .docs.npy only
     wall_seconds: float
+    run_id: str | None = None  # the MLflow run, when run through `pipeline.export.tracking.tracked_export`
 
     @property
     def content_tokens(self) -> int:

@@ -5,7 +5,9 @@ Deterministic (no timestamps or code version; those go to MLflow), so a resumed 
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.compute as pc
@@ -14,7 +16,9 @@ from pipeline.export.config import ExportConfig, ExportFormat
 from pipeline.export.flat import DOCS_SUFFIX
 from pipeline.export.plan import SplitPlan
 from pipeline.export.source import TokenSource
-from storage.fs import Location
+from pipeline.tokenize.manifest import MANIFEST_FILE
+from storage.fs import Location, open_location
+from storage.settings import S3Settings
 
 META_FILE = "meta.json"
 META_FORMAT = "speechtok-llm-export"
@@ -88,3 +92,37 @@ def read_meta(out: Location) -> dict[str, Any]:
             f"this speechtok reads {META_FORMAT!r} version {META_FORMAT_VERSION}"
         )
     return meta
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    """An export as `speechtok stats` lists it: what it holds and whether its token table changed since."""
+
+    url: str
+    layout: str
+    document: str
+    model_version: str
+    tokens: dict[str, int]  # per split, specials included
+    shards: int
+    current: bool | None  # manifest digest equals the table's now; None when the table has no such version
+
+
+def export_status(export_url: str, table_url: str, s3: S3Settings | None = None) -> ExportStatus:
+    """Read an export's meta.json and compare its source manifest digest with the table's `_manifest.json`."""
+    out = open_location(export_url, s3)
+    meta = read_meta(out)
+    version = str(meta["model"]["version"])
+    table = open_location(table_url, s3)
+    manifest = (f"model_version={version}", MANIFEST_FILE)
+    current = None
+    if table.exists(*manifest):
+        current = hashlib.sha256(table.read_bytes(*manifest)).hexdigest() == meta["source"]["manifest_sha256"]
+    return ExportStatus(
+        url=out.url,
+        layout=meta["layout"],
+        document=meta["document"],
+        model_version=version,
+        tokens={name: int(split["tokens"]) for name, split in meta["splits"].items()},
+        shards=sum(len(split["shards"]) for split in meta["splits"].values()),
+        current=current,
+    )

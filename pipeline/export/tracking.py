@@ -10,13 +10,12 @@ logged as typed (no credentials are part of a URL or of the settings logged here
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
+from pipeline.export.job import ExportPlan, ExportSummary, Progress, run_export
 from storage.fs import local_scratch
-from storage.mlflow_io import TrackedRun
-
-if TYPE_CHECKING:
-    from pipeline.export.job import ExportPlan, ExportSummary
+from storage.mlflow_io import TrackedRun, tracked_run
+from storage.settings import S3Settings
 
 EXPORT_TAG = "speechtok.export"
 JOB_TAGS = {"speechtok.job": "export-llm"}
@@ -62,3 +61,14 @@ def log_export_result(run: TrackedRun, summary: ExportSummary) -> None:
         path = scratch / "meta.json"
         path.write_text(json.dumps(summary.meta, indent=2) + "\n")
         run.log_artifact(path, artifact_path="export")
+
+
+def tracked_export(
+    plan: ExportPlan, out_url: str, s3: S3Settings | None = None, progress: Progress | None = None
+) -> ExportSummary:
+    """`run_export` inside an MLflow run (MLflow must already point at the tracking store: `use_tracking_uri`)."""
+    with tracked_run(plan.config.experiment, run_name(plan), tags=JOB_TAGS) as run:
+        log_export_inputs(run, plan, out_url)
+        summary = run_export(plan, out_url, s3, progress)
+        log_export_result(run, summary)
+    return replace(summary, run_id=run.run_id)

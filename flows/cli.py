@@ -424,3 +424,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted; re-run the same command to resume")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

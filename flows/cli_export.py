@@ -101,9 +101,11 @@ def export_llm_command(
             f"{split['content_tokens']:,} + {split['special_tokens']:,} special tokens, {len(split['shards'])} shards",
         )
     table.add_row("shards", f"{summary.shards_written} written, {summary.shards_reused} reused")
+    per_token = max(1, summary.content_tokens)
     table.add_row(
         "on disk",
-        f"{summary.bytes_on_disk:,} bytes ({summary.bytes_on_disk / max(1, summary.content_tokens):.3f} per token)",
+        f"{summary.bytes_on_disk:,} bytes: {summary.token_file_bytes / per_token:.3f} per audio token in the token "
+        f"files, {summary.bytes_on_disk / per_token:.3f} with index.parquet and meta.json",
     )
     table.add_row("throughput", f"{summary.tokens_per_second:,.0f} tokens / s ({summary.wall_seconds:.1f} s)")
     table.add_row("MLflow run", f"{summary.run_id}  ({ui_command(settings.tracking_uri())})")

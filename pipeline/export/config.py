@@ -64,6 +64,12 @@ class ExportConfig(BaseModel):
         description="tokens per output file pair (2 bytes each: 512 MiB .bin); a shard holds the documents that "
         "start in its range, so it ends on a document boundary and may exceed this by one document",
     )
+    cache_row_groups: int = Field(
+        default=16,
+        ge=1,
+        description="decoded source row groups held at once while writing a shard (bounds memory; more avoids "
+        "re-reading when books are scattered over many files)",
+    )
     index_row_group_size: int = Field(default=65536, ge=1, description="rows per row group of index.parquet")
     experiment: str = Field(default="export", description="MLflow experiment of the export runs")
 

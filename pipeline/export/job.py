@@ -1,10 +1,10 @@
 """`export_llm`: token tables → per-split uint16 token files, `index.parquet` and `meta.json` (issue 14).
 
 Two passes. `plan_export` reads the metadata columns only (O(utterances) memory) and fixes every utterance's
-split, document, shard and offset. `run_export` then writes each output shard on its own: a shard-sized
-`np.memmap` in local scratch is filled from the source one Parquet row group at a time (only the row groups the
-shard needs; memory is one row group, the page cache holds the rest), then published atomically with its index
-and a marker holding the shard's plan fingerprint. A re-run skips shards whose marker matches, so a killed export
+split, document, shard and offset. `run_export` then writes each output shard on its own, sequentially in
+output order, from a bounded cache of source row groups (`pipeline.export.stream`: memory is a few row groups,
+whatever the shard or corpus size), into local scratch; it is published atomically with its index and a marker
+holding the shard's plan fingerprint. A re-run skips shards whose marker matches, so a killed export
 finishes with byte-identical files.
 """
 
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from pipeline.export.config import ExportConfig, ExportFormat
 from pipeline.export.flat import write_docs
@@ -28,8 +27,8 @@ from pipeline.export.megatron import write_idx
 from pipeline.export.meta import META_FILE, build_meta, shard_files, write_meta
 from pipeline.export.plan import TRAIN, VALIDATION, ShardPlan, SplitPlan, plan_split, split_rows
 from pipeline.export.source import TokenSource, open_source, read_metadata
+from pipeline.export.stream import write_tokens
 from storage.fs import Location, local_scratch, open_location, publish_file
-from storage.parquet_io import open_parquet
 from storage.settings import S3Settings
 
 MARKERS = "_markers"
@@ -119,24 +118,23 @@ def run_export(
 
 def write_shard(plan: ExportPlan, split: SplitPlan, shard: ShardPlan, out: Location, advance: Progress) -> None:
     """Write one shard's token file and index to scratch, publish both, then its marker (last: it means done)."""
-    config, source = plan.config, plan.source
+    config = plan.config
     rows = split.rows.slice(shard.row_start, shard.row_stop - shard.row_start)
-    offset = rows.column("offset").to_numpy()
-    length = rows.column("length").to_numpy()
-    first = rows.column("first").to_numpy(zero_copy_only=False)
-    last = rows.column("last").to_numpy(zero_copy_only=False)
     bin_name, index_name = shard_files(config, shard.name)
     with local_scratch("speechtok-export-") as scratch:
         bin_path = scratch / bin_name
-        bin_path.touch()
-        if shard.tokens:
-            tokens = np.memmap(bin_path, dtype="<u2", mode="r+", shape=(shard.tokens,))
-            _place_specials(tokens, config, offset, length, first, last)
-            _copy_content(tokens, source, rows, offset, length, advance)
-            tokens.flush()
-            del tokens  # unmap before the file moves
+        with bin_path.open("wb", buffering=0) as handle:  # write_tokens stages 4 MiB per write
+            written = write_tokens(handle, plan.source, rows, config, advance)
+        if written != shard.tokens:  # the plan and the writer disagree: a bug, never a partial file
+            raise RuntimeError(f"{shard.name}: wrote {written} tokens, planned {shard.tokens}")
         index_path = scratch / index_name
-        document_lengths = _document_lengths(config, offset, length, first, last)
+        document_lengths = _document_lengths(
+            config,
+            rows.column("offset").to_numpy(),
+            rows.column("length").to_numpy(),
+            rows.column("first").to_numpy(zero_copy_only=False),
+            rows.column("last").to_numpy(zero_copy_only=False),
+        )
         if config.format is ExportFormat.megatron:
             write_idx(index_path, document_lengths)
         else:
@@ -146,25 +144,6 @@ def write_shard(plan: ExportPlan, split: SplitPlan, shard: ShardPlan, out: Locat
         publish_file(index_path, out, index_name)
     marker = {"fingerprint": shard.fingerprint, "tokens": shard.tokens, "files": sizes}
     out.write_bytes_atomic(json.dumps(marker, indent=2).encode() + b"\n", MARKERS, f"{shard.name}.json")
-    advance(shard.tokens - int(length.sum()))  # the specials
-
-
-def _place_specials(
-    tokens: np.ndarray,
-    config: ExportConfig,
-    offset: np.ndarray,
-    length: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
-) -> None:
-    """bos before each document's first utterance, sep before every other utterance, eos after the last."""
-    specials = config.specials
-    if specials.bos is not None:
-        tokens[offset[first] - 1] = specials.bos
-    if specials.sep is not None:
-        tokens[offset[~first] - 1] = specials.sep
-    if specials.eos is not None:
-        tokens[(offset + length)[last]] = specials.eos
 
 
 def _document_lengths(
@@ -175,54 +154,6 @@ def _document_lengths(
     starts = (offset - before)[first]
     ends = (offset + length + (last & (config.specials.eos is not None)))[last]
     return np.asarray(ends - starts, dtype=np.int64)
-
-
-def _copy_content(
-    tokens: np.ndarray, source: TokenSource, rows: pa.Table, offset: np.ndarray, length: np.ndarray, advance: Progress
-) -> None:
-    """Fill the utterances' tokens, reading each needed source row group once (in file order)."""
-    file_of = rows.column("_file").to_numpy()
-    row_of = rows.column("_row").to_numpy()
-    order = np.lexsort((row_of, file_of))
-    cuts = np.flatnonzero(np.diff(file_of[order])) + 1
-    for picked in np.split(order, cuts):
-        if not picked.size:
-            continue
-        file = source.files[int(file_of[picked[0]])]
-        group_of = np.searchsorted(file.row_group_starts, row_of[picked], side="right") - 1
-        with open_parquet(source.location, file.path) as parquet:
-            for group in np.unique(group_of):
-                here = picked[group_of == group]
-                column = parquet.read_row_group(int(group), columns=["tokens"]).column(0).combine_chunks()
-                _check_row_group(source, file.path, int(group), column)
-                values = column.values.to_numpy()
-                bounds = column.offsets.to_numpy()
-                local = row_of[here] - file.row_group_starts[group]
-                starts, stored = bounds[local], bounds[local + 1] - bounds[local]
-                bad = np.flatnonzero(stored != length[here])
-                if bad.size:
-                    utterance = rows.column("utterance_id")[int(here[bad[0]])].as_py()
-                    raise ValueError(
-                        f"{source.location.url_of(file.path)}: utterance {utterance} holds {stored[bad[0]]} tokens, "
-                        f"n_frames × tokens_per_frame says {length[here][bad[0]]}; re-tokenize that shard"
-                    )
-                # One slice copy per utterance (a memcpy each): utterances are hundreds of tokens long.
-                for src, dst, n in zip(starts.tolist(), offset[here].tolist(), length[here].tolist(), strict=True):
-                    tokens[dst : dst + n] = values[src : src + n]
-                advance(int(length[here].sum()))
-
-
-def _check_row_group(source: TokenSource, path: str, group: int, column: pa.ListArray) -> None:
-    """No null lists, and no token id at or above the vocabulary (it would read as a special id)."""
-    where = f"{source.location.url_of(path)} row group {group}"
-    if column.null_count:
-        raise ValueError(f"{where}: {column.null_count} rows have no tokens (null); re-tokenize that shard")
-    values = column.values
-    if len(values) and int(np.max(values.to_numpy())) >= source.vocab_size:
-        raise ValueError(
-            f"{where}: token id {int(np.max(values.to_numpy()))} >= vocabulary size {source.vocab_size} of "
-            f"model_version={source.model_version}"
-        )
 
 
 def _is_complete(out: Location, config: ExportConfig, shard: ShardPlan) -> bool:

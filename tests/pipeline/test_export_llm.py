@@ -216,6 +216,12 @@ def test_interrupted_export_resumed_gives_identical_files(megatron_dir: Path, ta
     assert again.shards_written == 0 and digests(tmp_path) == digests(megatron_dir)
 
 
+def test_a_one_row_group_cache_writes_the_same_bytes(megatron_dir: Path, table_dir: Path, tmp_path: Path) -> None:
+    """Books spread over files and row groups: with one cached row group, evicted groups are re-read, same files."""
+    export(table_dir, tmp_path, cache_row_groups=1)
+    assert digests(tmp_path) == digests(megatron_dir)
+
+
 def test_changed_layout_rewrites_and_removes_stale_shards(table_dir: Path, tmp_path: Path) -> None:
     export(table_dir, tmp_path)
     smaller = ExportConfig(shard_tokens=10**9, format=ExportFormat.flat)

@@ -21,3 +21,4 @@ bench: setup
 	$(VENV)/bin/python benchmarks/shard_throughput.py
 	$(VENV)/bin/python benchmarks/codec_speed.py
 	$(VENV)/bin/python benchmarks/tokenize_throughput.py
+	$(VENV)/bin/python benchmarks/export_llm.py

@@ -116,7 +116,7 @@ def plan_split(name: str, rows: pa.Table, source: TokenSource, config: ExportCon
     rows = rows.append_column("length", pa.array(length))
     rows = rows.append_column("first", pa.array(first))
     rows = rows.append_column("last", pa.array(last))
-    stops = [*boundaries[1:].tolist(), n]
+    stops = [*boundaries[1:].tolist(), n] if n else []
     shards = []
     for index, (lo, hi) in enumerate(zip(boundaries.tolist(), stops, strict=True)):
         tokens = int(units[lo:hi].sum())

@@ -270,6 +270,15 @@ def test_windows_per_utterance_are_whole_frames(table_dir: Path, tmp_path: Path)
     assert stacked.max() < 16_384  # never a special id: windows are whole frames of one utterance
 
 
+def test_a_split_without_rows_has_no_shards(tmp_path: Path) -> None:
+    table = write_book_table(tmp_path / "tokens", speakers=1, files=1)  # the only speaker is held out
+    summary = run_export(plan_export(str(table), ExportConfig()), str(tmp_path / "out"))
+    train = summary.meta["splits"]["train"]
+    assert (train["utterances"], train["tokens"], train["shards"]) == (0, 0, [])
+    assert summary.meta["splits"]["validation"]["utterances"] > 0
+    assert len(ExportWindows(str(tmp_path / "out"), "train", 38)) == 0
+
+
 def test_seq_len_must_be_whole_frames(megatron_dir: Path) -> None:
     with pytest.raises(ValueError, match="whole number of frames"):
         ExportWindows(str(megatron_dir), "train", 100)

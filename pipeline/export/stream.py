@@ -64,7 +64,7 @@ def write_tokens(
     prefix = np.where(first, specials.bos is not None, specials.sep is not None).astype(np.int64)
     suffix = (last & (specials.eos is not None)).astype(np.int64)
     units = prefix + length + suffix
-    largest_visit = int(max(units[a:b].sum() for a, b in zip(visit_start, visit_stop, strict=True)))
+    largest_visit = int(np.add.reduceat(units, visit_start).max())
     stage = np.empty(max(largest_visit, min(int(units.sum()), _STAGE_TOKENS)), dtype="<u2")
     filled = 0  # tokens staged, not yet written
     cache: dict[int, _Group] = {}

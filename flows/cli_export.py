@@ -68,7 +68,8 @@ def export_llm_command(
 
     index.parquet maps every token back to its utterance and second of source audio; meta.json lists the
     vocabulary, special ids, tokens per frame, frame rate, model, the token table manifest's digest and counts
-    per split. Memory stays bounded by a row group: the order is planned from the metadata columns first.
+    per split. Memory stays bounded: the order is planned from the metadata columns alone, then each shard is
+    streamed from at most 16 decoded source row groups.
     Re-running resumes: finished shards whose plan is unchanged are kept, so a killed export ends with the
     same bytes. The run is recorded in MLflow (experiment `export`). Read it back with
     `pipeline.export.dataset.ExportWindows` or megatron.core's IndexedDataset."""

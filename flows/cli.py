@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from flows.cli_export import export_llm_command
 from flows.cli_quality import evaluate_command, promote_command
 from flows.cli_tables import QUERY_HELP, detokenize_command, query_command, stats_command
 from flows.progress import console
@@ -22,7 +23,8 @@ app = typer.Typer(
         "Turn a LibriLight-shaped audiobook corpus into compact, reversible discrete speech tokens.\n\n"
         "Stages: sample-corpus (make a small corpus) → shard (WebDataset tar shards + Parquet manifest) → "
         "train-encoder (stage 1) → train-codec (stage 2) → evaluate → promote → tokenize (Parquet token tables) → "
-        "query / stats / detokenize. `speechtok demo` runs them all as the Prefect flow build_tokens. "
+        "query / stats / detokenize; export-llm writes Megatron / nanoGPT token files for LLM training. "
+        "`speechtok demo` runs sample-corpus to stats as the Prefect flow build_tokens. "
         "Settings come from --settings YAML, SPEECHTOK_* environment variables and flags (flags win)."
     ),
     no_args_is_help=True,
@@ -337,6 +339,7 @@ def verify_tokens_command(
 app.command("query", help=QUERY_HELP)(query_command)
 app.command("stats")(stats_command)
 app.command("detokenize")(detokenize_command)
+app.command("export-llm")(export_llm_command)
 
 # Codec quality: evaluation on the hold-out speakers and the gated promotion (flows/cli_quality.py).
 app.command("evaluate")(evaluate_command)
@@ -441,3 +444,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted; re-run the same command to resume")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

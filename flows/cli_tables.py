@@ -146,11 +146,20 @@ def stats_command(
     ] = "token_histogram.png",
     model_version: ModelVersionOption = None,
     top: Annotated[int, typer.Option(help="Speakers and books listed (most audio first).", min=1)] = 20,
+    export: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--export",
+            help="An `export-llm` output (local or s3://) to list with its token counts and whether it is current "
+            "(its source manifest digest equals this table's); repeatable.",
+        ),
+    ] = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
 ) -> None:
     """Print a token table's audio hours, tokens, tokens/s and per split, speaker and book counts; write the
-    token-frequency histogram (count per token value and rank-frequency) as a PNG."""
+    token-frequency histogram (count per token value and rank-frequency) as a PNG. With --export, also a row per
+    LLM export of the table."""
     from pipeline.query.histogram import histogram_png
     from pipeline.query.stats import table_stats
     from pipeline.query.table import TokenTableNotFoundError, open_token_table
@@ -177,9 +186,35 @@ def stats_command(
     results.print(_group_table("model version / split", stats.by_version_split, top, ("speakers", "books")))
     results.print(_group_table("speaker", stats.by_speaker, top, ("books",)))
     results.print(_group_table("book", stats.by_book, top, ("speakers",)))
+    if export:
+        results.print(_export_table(out, export, settings))
     target = open_file_target(histogram, settings.s3)
     target.write_bytes(histogram_png(stats.histogram, title=stats.url))
     console.print(f"histogram: {target.url}")
+
+
+def _export_table(table_url: str, exports: list[str], settings: Settings) -> Table:
+    """One row per `export-llm` output: layout, tokens per split, shards, current or stale."""
+    from pipeline.export.meta import export_status
+
+    table = Table("export", "layout", "model version", "train tokens", "validation tokens", "shards", "source")
+    table.title = "LLM exports"
+    for url in exports:
+        try:
+            status = export_status(url, table_url, settings.s3)
+        except (FileNotFoundError, ValueError, StorageUnreachableError) as error:
+            raise _fail("cannot read export", error) from error
+        source = {True: "current", False: "stale (table changed since)", None: "version not in table"}[status.current]
+        table.add_row(
+            status.url,
+            f"{status.layout} / {status.document}",
+            status.model_version,
+            f"{status.tokens.get('train', 0):,}",
+            f"{status.tokens.get('validation', 0):,}",
+            str(status.shards),
+            source,
+        )
+    return table
 
 
 def _group_table(title: str, groups: list[GroupStats], top: int, counts: tuple[str, ...]) -> Table:

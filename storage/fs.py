@@ -74,6 +74,21 @@ class Location:
             tmp.write(data)
         publish_file(Path(tmp.name), self, *parts)
 
+    def size(self, *parts: str) -> int:
+        return int(self.fs.size(self.path(*parts)))
+
+    def remove(self, *parts: str) -> None:
+        """Delete one file (no error when it is already gone)."""
+        if self.exists(*parts):
+            self.fs.rm(self.path(*parts))
+
+    def names(self, *parts: str) -> list[str]:
+        """Names of the entries directly under `parts` (empty when it does not exist), sorted."""
+        base = self.path(*parts)
+        if not self.fs.exists(base):
+            return []
+        return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(base, detail=False))
+
     def makedirs(self, *parts: str) -> None:
         if self.is_local:
             self.fs.makedirs(self.path(*parts), exist_ok=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -41,6 +44,14 @@ def write_table(
 def read_table(location: Location, *parts: str, columns: list[str] | None = None) -> pa.Table:
     with location.open(*parts) as handle:
         return pq.read_table(handle, columns=columns)
+
+
+@contextmanager
+def open_parquet(location: Location, *parts: str) -> Iterator[pq.ParquetFile]:
+    """A Parquet file opened for reading row groups one at a time (streaming; nothing is read up front but the
+    footer)."""
+    with location.open(*parts) as handle:
+        yield pq.ParquetFile(handle)
 
 
 def list_parquet_files(location: Location, *parts: str) -> list[str]:

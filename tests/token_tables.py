@@ -100,3 +100,74 @@ def write_token_table(
             write_shard_table(table, location, (directory.relative_to(root).as_posix(), f"{shard}.parquet"), "zstd", 64)
         (root / f"model_version={part.version}" / "_manifest.json").write_text(json.dumps({"format": "x"}))
     return root
+
+
+def write_book_table(
+    root: Path,
+    speakers: int = 4,
+    books: int = 2,
+    chapters: int = 2,
+    files: int = 3,
+    version: int = 1,
+    seed: int = 0,
+    row_group_size: int = 8,
+) -> Path:
+    """A token table shaped like a tokenized audiobook corpus, with a real `_manifest.json` (what exporters read).
+
+    Speakers `100`, `101`, ... each read `books` books of `chapters` chapters cut into 2–7 consecutive segments
+    (increasing start_s); the last speaker is the hold-out. Rows are shuffled over `files` shard files (each sorted
+    by utterance_id, as the tokenizer writes them), so a book's utterances are spread over files and row groups.
+    """
+    from pipeline.tokenize.manifest import describe_file, write_table_manifest
+    from pipeline.tokenize.table import ModelInfo
+
+    rng = np.random.default_rng(seed)
+    model = ModelInfo(
+        "models:/speechtok-codec/1", "speechtok-codec", str(version), TOKENS_PER_FRAME, FRAME_RATE, 16_000, 16_384
+    )
+    records = []
+    for s in range(speakers):
+        speaker = str(100 + s)
+        for b in range(books):
+            book = f"{speaker}{b}"
+            for c in range(chapters):
+                source = f"small/{speaker}/{book}/chapter{c}.flac"
+                start = 0.0
+                for segment in range(int(rng.integers(2, 8))):
+                    duration = float(np.round(rng.uniform(0.4, 4.0), 3))
+                    records.append((speaker, book, source, segment, start, duration, s == speakers - 1))
+                    start += duration + 0.5
+    assignment = rng.integers(0, files, size=len(records))
+    location = open_location(root)
+    entries = []
+    for index in range(files):
+        shard = f"small-{index:06d}"
+        mine = [r for r, f in zip(records, assignment, strict=True) if f == index]
+        frames = np.array([int(np.ceil(r[5] * FRAME_RATE - 1e-9)) for r in mine], dtype=np.int32)
+        table = pa.table(
+            {
+                "utterance_id": [f"{r[0]}_{r[1]}_{Path(r[2]).stem}_{r[3]:04d}" for r in mine],
+                "speaker": [r[0] for r in mine],
+                "book_id": [r[1] for r in mine],
+                "source_path": [r[2] for r in mine],
+                "segment_index": np.array([r[3] for r in mine], dtype=np.int32),
+                "start_s": np.array([r[4] for r in mine]),
+                "end_s": np.array([r[4] + r[5] for r in mine]),
+                "duration_s": np.array([r[5] for r in mine]),
+                "sample_rate": np.full(len(mine), 16_000, dtype=np.int32),
+                "num_samples": np.array([round(r[5] * 16_000) for r in mine], dtype=np.int64),
+                "holdout": [r[6] for r in mine],
+                "n_frames": frames,
+                "tokens": [random_tokens(rng, int(n), TOKENS_PER_FRAME).tolist() for n in frames],
+                "tokens_per_frame": np.full(len(mine), TOKENS_PER_FRAME, dtype=np.int32),
+                "model_name": [model.name] * len(mine),
+                "model_version": np.full(len(mine), version, dtype=np.int32),
+                "split": ["small"] * len(mine),
+                "shard": [shard] * len(mine),
+            }
+        ).cast(TOKENS_SCHEMA)
+        parts = (f"model_version={version}", "split=small", f"{shard}.parquet")
+        write_shard_table(table.sort_by("utterance_id"), location, parts, "zstd", row_group_size)
+        entries.append(describe_file(location, model, f"split=small/{shard}.parquet", shard, "small"))
+    write_table_manifest(location, model, "shards", entries, [])
+    return root

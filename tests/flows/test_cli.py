@@ -15,7 +15,7 @@ from librilight_files import seed_bad_inputs, tone_with_pauses, write_entry
 def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("sample-corpus", "shard", "demo"):
+    for command in ("sample-corpus", "shard", "demo", "export-llm"):
         assert command in result.output
 
 

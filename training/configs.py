@@ -1,7 +1,7 @@
 """Typed model configuration and the `paper` / `tiny` presets.
 
-Every number here comes from `../shared/reference-architecture.md` (the checked spec of Ioannides et al.,
-2025); section numbers in comments refer to that document. Presets are factory functions over these
+Every number here is the model of Ioannides et al. (2025) as described in `docs/model.md`; "spec §N" in
+comments refers to section N of that document. Presets are factory functions over these
 dataclasses (STYLE rule 3), so a config is plain data that can be logged, diffed and loaded from YAML.
 """
 

@@ -31,7 +31,8 @@ class JEPAOutput:
     predictions:         [B, D, T] predictor output at every position.
     targets:             [B, D, T] stop-gradient target-encoder latents.
     mask:                [B, T] bool, True = visible, False = masked (predicted by the loss).
-    realised_mask_ratio: masked fraction of the batch (≤ ρ, spec §11.4).
+    realised_mask_ratio: masked fraction of the batch (usually below ρ since overlaps count twice; the last span
+                         can overshoot on very short clips, spec §11.4).
     target_std_mean, target_std_min: 0-dim detached tensors, the collapse monitor (per-channel std of the
                          targets over batch and time; spec §3 warns when the mean falls below 0.01).
     """

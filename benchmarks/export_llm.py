@@ -34,8 +34,12 @@ from storage.fs import open_location
 MODEL = ModelInfo("models:/speechtok-codec/1", "speechtok-codec", "1", 19, 2.5, 16_000, 16_384)
 
 
-def write_corpus_table(root: Path, hours: float, files: int, seed: int = 0) -> int:
-    """A token table of about `hours` of audio; returns its token count."""
+def write_corpus_table(root: Path, hours: float, files: int, seed: int = 0, scattered: bool = False) -> int:
+    """A token table of about `hours` of audio; returns its token count.
+
+    Chapters go to files as `speechtok shard` packs them (sorted by path, hold-out speakers in files of their own),
+    or, with `scattered`, to random files (a stress case: every book's chapters in different files).
+    """
     rng = np.random.default_rng(seed)
     per_chapter = 40  # segments per chapter (source file): ~6.7 min of audio
     chapters = max(1, round(hours * 3600 / (10.0 * per_chapter)))
@@ -75,7 +79,14 @@ def write_corpus_table(root: Path, hours: float, files: int, seed: int = 0) -> i
             "shard": ["-"] * rows,
         }
     ).cast(TOKENS_SCHEMA)
-    file_of_chapter = rng.integers(0, files, size=chapters)[chapter]
+    held = chapter_speaker == holdout_speaker
+    if scattered:
+        file_of_chapter = rng.integers(0, files, size=chapters)[chapter]
+    else:  # contiguous blocks of chapters in path order, like the sharder's plan; the hold-out speaker apart
+        by_chapter = np.where(held, files - 1, np.cumsum(~held) - 1) if files > 1 else np.zeros(chapters, int)
+        train_chapters = max(1, int((~held).sum()))
+        by_chapter = np.where(held, by_chapter, by_chapter * max(1, files - 1) // train_chapters)
+        file_of_chapter = by_chapter[chapter]
     location = open_location(root)
     entries = []
     for index in range(files):
@@ -112,16 +123,23 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--shard-tokens", type=int, default=1 << 28)
+    parser.add_argument(
+        "--scattered", action="store_true", help="stress case: chapters in random files instead of the sharder's order"
+    )
     args = parser.parse_args()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        tokens = write_corpus_table(root / "tokens", args.hours, args.files)
+        tokens = write_corpus_table(root / "tokens", args.hours, args.files, scattered=args.scattered)
         files = sorted((root / "tokens").rglob("*.parquet"))
         table_bytes = sum(f.stat().st_size for f in files)
-        print(f"token table: {args.hours:.0f} audio h, {tokens:,} tokens in {len(files)} files, {table_bytes:,} bytes")
+        layout = "scattered chapters" if args.scattered else "chapters in the sharder's order"
+        print(
+            f"token table: {args.hours:.0f} audio h, {tokens:,} tokens in {len(files)} files ({layout}), "
+            f"{table_bytes:,} bytes"
+        )
         bare_read(files)  # page cache warm-up, untimed
         bare_wall, bare_cpu = best(args.repeat, lambda: bare_read(files))
         config = ExportConfig(shard_tokens=args.shard_tokens)

@@ -1,5 +1,5 @@
 # The two commands the README promises. Both set the machine up first (scripts/setup.sh is idempotent).
-.PHONY: setup demo test lint bench gpu-check
+.PHONY: setup demo test lint bench gpu-check image
 
 VENV ?= .venv
 
@@ -27,3 +27,8 @@ bench: setup
 gpu-check: setup  ## on a CUDA machine: paper-config GPU tests, then encode throughput per batch shape
 	$(VENV)/bin/python -m pytest -m gpu tests/gpu -v
 	$(VENV)/bin/python benchmarks/gpu_tokenize.py
+
+IMAGE ?= speechtok:latest
+TORCH_VARIANT ?= cuda
+image:  ## the deployable image (Dockerfile): TORCH_VARIANT=cuda (default) or cpu
+	docker build --build-arg TORCH_VARIANT=$(TORCH_VARIANT) -t $(IMAGE) .

@@ -9,6 +9,7 @@ production unchanged), not a failed flow run, so a pipeline around it carries on
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from flows.settings import Settings, load_settings
@@ -70,4 +71,29 @@ def evaluate_and_promote(
         version.version, gate or settings.gate, actor=actor, eval_set=eval_set, experiment=evaluate.experiment
     )
     logger.info("%s %s: %s", outcome.label, version.model_uri, outcome.reason)
+    if outcome.promoted:
+        emit_promotion_event(outcome)
     return outcome
+
+
+# Event a deployment trigger can wait for (infra/k8s/prefect.yaml: a promotion starts the next tokenization).
+PROMOTED_EVENT = "speechtok.codec.promoted"
+
+
+def model_resource_id(name: str) -> str:
+    """The Prefect resource id of a registered model, as events name it."""
+    return f"speechtok.model.{name}"
+
+
+def emit_promotion_event(outcome: PromotionOutcome) -> None:
+    """Tell Prefect's event system that `production` moved (no-op where no Prefect API is configured)."""
+    candidate = outcome.candidate
+    emit_event(
+        PROMOTED_EVENT,
+        resource={
+            "prefect.resource.id": model_resource_id(candidate.name),
+            "speechtok.model.version": str(candidate.version),
+            "speechtok.model.uri": candidate.model_uri,
+        },
+        payload={"previous": None if outcome.previous is None else str(outcome.previous.version)},
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from storage.fs import open_location
 from training.configs import preset
 from training.data import DataConfig
@@ -59,16 +59,30 @@ def _run(job: TrainJob, scaling: Scaling) -> TrainResult:
 
 @flow(name="train_encoder")
 def train_encoder(
-    shards: str, model_preset: str, settings: Settings, scaling: Scaling, run_name: str | None = None
+    shards: str,
+    model_preset: str,
+    settings: Settings | None = None,
+    scaling: Scaling | None = None,
+    run_name: str | None = None,
 ) -> TrainResult:
-    """Stage 1: JEPA encoder with DAAM on the training shards; registers `speechtok-encoder@candidate`."""
-    return _run(build_job("encoder", shards, model_preset, settings, run_name=run_name), scaling)
+    """Stage 1: JEPA encoder with DAAM on the training shards; registers `speechtok-encoder@candidate`.
+
+    `settings` default: read by this process from its environment (how a deployment's worker runs it)."""
+    job = build_job("encoder", shards, model_preset, settings or load_settings(), run_name=run_name)
+    return _run(job, scaling or Scaling())
 
 
 @flow(name="train_codec")
 def train_codec(
-    shards: str, encoder_uri: str, model_preset: str, settings: Settings, scaling: Scaling, run_name: str | None = None
+    shards: str,
+    encoder_uri: str,
+    model_preset: str,
+    settings: Settings | None = None,
+    scaling: Scaling | None = None,
+    run_name: str | None = None,
 ) -> TrainResult:
     """Stage 2: frozen encoder → FSQ → HiFi-GAN; registers `speechtok-codec@candidate`."""
-    job = build_job("codec", shards, model_preset, settings, encoder_uri=encoder_uri, run_name=run_name)
-    return _run(job, scaling)
+    job = build_job(
+        "codec", shards, model_preset, settings or load_settings(), encoder_uri=encoder_uri, run_name=run_name
+    )
+    return _run(job, scaling or Scaling())

@@ -18,6 +18,13 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
   fi
 fi
 
+# docker-compose: tests/infra validate infra/compose.yaml with `docker-compose config` (no engine needed).
+if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  echo "setup: installing docker-compose (validates infra/compose.yaml in the tests)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
+    || echo "setup: docker-compose could not be installed; its check in tests/infra will be skipped"
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PYTHON" -m venv "$VENV"

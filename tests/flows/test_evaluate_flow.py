@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from evaluation_helpers import alias_target, version_tags
+from flows import evaluate as evaluate_flow
 from flows.evaluate import evaluate_and_promote
 from flows.settings import load_settings
 from pipeline.evaluate.config import EvaluateConfig
@@ -19,10 +20,25 @@ pytestmark = pytest.mark.integration
 QUICK = EvaluateConfig(max_clips=1, max_seconds=3.0)
 
 
-def test_first_candidate_is_promoted_when_there_is_no_production(sharded_sample_corpus: Path, tmp_path: Path) -> None:
+def test_first_candidate_is_promoted_when_there_is_no_production(
+    sharded_sample_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     candidate = register_tiny_codec(tmp_path, alias="candidate", seed=0)
     settings = load_settings(overrides={"storage_root": str(tmp_path)})
+    emitted: list[tuple[str, dict[str, str]]] = []
+    monkeypatch.setattr(evaluate_flow, "emit_event", lambda event, resource, **_: emitted.append((event, resource)))
     outcome = evaluate_and_promote(str(sharded_sample_corpus), evaluate=QUICK, settings=settings)
+    # The event the k8s tokenize deployment's trigger waits for (infra/k8s/prefect.yaml).
+    assert emitted == [
+        (
+            evaluate_flow.PROMOTED_EVENT,
+            {
+                "prefect.resource.id": "speechtok.model.speechtok-codec",
+                "speechtok.model.version": str(candidate.version),
+                "speechtok.model.uri": candidate.model_uri,
+            },
+        )
+    ]
     assert outcome.promoted and outcome.label == "promoted" and outcome.previous is None
     assert alias_target("production") == candidate.version
     tags = version_tags(candidate)
@@ -32,12 +48,15 @@ def test_first_candidate_is_promoted_when_there_is_no_production(sharded_sample_
 
 
 def test_production_is_evaluated_on_the_same_set_and_an_equal_candidate_is_refused(
-    sharded_sample_corpus: Path, tmp_path: Path
+    sharded_sample_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     production = register_tiny_codec(tmp_path, alias="production", seed=0)
     candidate = register_tiny_codec(tmp_path, alias="candidate", seed=0)  # same weights: no improvement
     settings = load_settings(overrides={"storage_root": str(tmp_path)})
+    emitted: list[str] = []
+    monkeypatch.setattr(evaluate_flow, "emit_event", lambda event, **_: emitted.append(event))
     outcome = evaluate_and_promote(str(sharded_sample_corpus), evaluate=QUICK, settings=settings)
+    assert emitted == []  # a refusal starts no tokenization
     assert not outcome.promoted and outcome.label == "rejected"
     assert "mel_l1: primary metric not better" in outcome.reason
     assert alias_target("production") == production.version

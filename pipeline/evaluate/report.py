@@ -180,7 +180,8 @@ def markdown(evaluation: Evaluation, model_label: str) -> str:
         lines += [
             "Means over clips (ABX and speaker_sim_floor: over the set). speaker_sim_floor is what another "
             "speaker's original scores: speaker_sim should sit well above it. Runtimes are compute seconds per "
-            "minute of scored audio, summed over all systems.",
+            "minute of audio scored by the metric (each system's reconstructions and, for ASR and speaker, the "
+            "originals count as audio scored).",
             "",
         ]
     if evaluation.skipped:

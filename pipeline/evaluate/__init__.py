@@ -7,6 +7,6 @@ and `job` (`evaluate_model`: registry model → run, report, tags). Only the lig
 importing the settings does not load torch.
 """
 
-from pipeline.evaluate.config import SIGNAL_METRICS, EvaluateConfig, MetricSpec
+from pipeline.evaluate.config import METRICS, SIGNAL_METRICS, EvaluateConfig, MetricSpec
 
-__all__ = ["SIGNAL_METRICS", "EvaluateConfig", "MetricSpec"]
+__all__ = ["METRICS", "SIGNAL_METRICS", "EvaluateConfig", "MetricSpec"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,46 @@ SIGNAL_METRICS: dict[str, MetricSpec] = {
 }
 
 
+# Per-clip metrics of the optional `eval` extra (issue 13), grouped by the package that computes them.
+QUALITY_METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("wer", "", False, "word error rate of Whisper tiny.en on the decoded clip vs the known text"),
+        MetricSpec("dwer", "", False, "WER of the decoded clip's transcript vs the original clip's transcript"),
+        MetricSpec("speaker_sim", "cos", True, "cosine of Resemblyzer speaker embeddings, original vs decoded"),
+        MetricSpec("dnsmos_ovrl", "MOS", True, "DNSMOS P.835 overall quality (no reference)"),
+        MetricSpec("dnsmos_sig", "MOS", True, "DNSMOS P.835 speech signal quality (no reference)"),
+        MetricSpec("dnsmos_bak", "MOS", True, "DNSMOS P.835 background noise quality (no reference)"),
+        MetricSpec("dnsmos_p808", "MOS", True, "DNSMOS P.808 overall MOS (no reference)"),
+        MetricSpec("mcd", "dB", False, "mel-cepstral distortion (c1-c24, WORLD envelope), original voiced frames"),
+    )
+}
+# Metrics of the whole evaluation set rather than of one clip.
+SET_METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("speaker_sim_floor", "cos", False, "mean cosine of decoded clips to other speakers' originals"),
+        MetricSpec("abx_within_encoder", "", False, "ABX error, any context, within speaker: stage-1 encoder output"),
+        MetricSpec("abx_across_encoder", "", False, "ABX error, any context, across speakers: stage-1 encoder output"),
+        MetricSpec("abx_within_codes", "", False, "ABX error, any context, within speaker: dequantized FSQ codes"),
+        MetricSpec("abx_across_codes", "", False, "ABX error, any context, across speakers: dequantized FSQ codes"),
+    )
+}
+CLIP_METRICS: dict[str, MetricSpec] = {**SIGNAL_METRICS, **QUALITY_METRICS}
+# Every metric an evaluation can log under its own name, with its direction: what the promotion gate accepts.
+METRICS: dict[str, MetricSpec] = {**CLIP_METRICS, **SET_METRICS}
+# The optional metric groups (each switchable) and the metrics each produces.
+METRIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "asr": ("wer", "dwer"),
+    "speaker": ("speaker_sim", "speaker_sim_floor"),
+    "dnsmos": ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"),
+    "mcd": ("mcd",),
+    "abx": ("abx_within_encoder", "abx_across_encoder", "abx_within_codes", "abx_across_codes"),
+}
+# Reference codecs scored beside speechtok (pipeline.evaluate.baselines.codec2): name -> bit rate.
+BASELINES: dict[str, int] = {"codec2_700c": 700, "codec2_1200": 1200, "codec2_2400": 2400}
+
+
 class EvaluateConfig(BaseModel):
     """What `evaluate_codec` measures and how. Every field but `experiment` is part of the evaluation set id, so
     runs are only compared with runs that scored the same clips the same way."""
@@ -60,8 +100,39 @@ class EvaluateConfig(BaseModel):
     silence_db: float = Field(
         default=-40.0, lt=0, description="frames quieter than this (dB re the clip's loudest frame) are unvoiced"
     )
+    metrics: tuple[str, ...] = Field(
+        default=tuple(METRIC_GROUPS),
+        description=f"optional metric groups to run (of {', '.join(METRIC_GROUPS)}); the signal metrics always run",
+    )
+    baselines: tuple[str, ...] = Field(
+        default=tuple(BASELINES), description=f"reference codecs scored on the same clips (of {', '.join(BASELINES)})"
+    )
+    compare_production: bool = Field(
+        default=True, description="also score the current `production` codec (when there is one) on the same clips"
+    )
+    corpus: str | None = Field(
+        default=None,
+        description="root of the raw corpus the shards came from: its JSON `utterances` give WER texts and ABX phones",
+    )
     experiment: str = Field(default="evaluate", description="MLflow experiment of the evaluation runs")
 
+    @field_validator("metrics")
+    @classmethod
+    def _known_groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(METRIC_GROUPS))
+        if unknown:
+            raise ValueError(f"unknown metric groups {unknown}; choose from {list(METRIC_GROUPS)}")
+        return value
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(BASELINES))
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+        return value
+
     def fingerprint(self) -> dict[str, object]:
-        """The fields that change metric values (everything but where results are logged)."""
-        return self.model_dump(exclude={"experiment"})
+        """The fields that change the candidate's metric values (not where results are logged or read from, nor
+        which other systems are scored beside it)."""
+        return self.model_dump(exclude={"experiment", "corpus", "baselines", "compare_production"})

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 from pipeline.evaluate.clip import ClipScores
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.dataset import select_holdout
+from pipeline.evaluate.references import ClipReference, load_references
 from pipeline.evaluate.report import write_report
 from pipeline.evaluate.run import Evaluation, evaluate_codec
 from pipeline.evaluate.tracking import log_evaluation, run_name, run_tags
 from storage.fs import check_reachable, local_scratch, open_location
-from storage.mlflow_io import RegisteredVersion, download_model_artifact, resolve_version, tracked_run
+from storage.mlflow_io import (
+    PRODUCTION_ALIAS,
+    RegisteredVersion,
+    alias_version,
+    download_model_artifact,
+    resolve_version,
+    tracked_run,
+)
 from storage.settings import S3Settings
 from training.codec import Codec
 
@@ -39,7 +47,9 @@ def evaluate_model(
     on_clip: Callable[[ClipScores], None] | None = None,
 ) -> EvaluationSummary:
     """Evaluate the codec `model_uri` (`models:/name@alias` or `models:/name/N`) on the hold-out speakers of the
-    `speechtok shard` output `shards_url`, and record it in MLflow (which must already point at the registry).
+    `speechtok shard` output `shards_url`, beside the `production` version (when another one has that alias) and
+    the Codec2 baselines, and record it in MLflow (which must already point at the registry). `config.corpus`
+    (the raw corpus) gives reference texts and phones.
 
     Raises LookupError when the model is not registered and ValueError when the shards have no hold-out segments.
     """
@@ -49,10 +59,19 @@ def evaluate_model(
     version = resolve_version(model_uri)
     with local_scratch("speechtok-evaluate-") as scratch:
         codec = Codec.load(download_model_artifact(version.model_uri, "codec", scratch / "model"))
+        production = None
+        current = alias_version(version.name, PRODUCTION_ALIAS) if config.compare_production else None
+        if current is not None and current.version != version.version:
+            production = Codec.load(download_model_artifact(current.model_uri, "codec", scratch / "production"))
         selection = select_holdout(location, config)
+        references: dict[str, ClipReference] = {}
+        if config.corpus is not None:
+            references = load_references(open_location(config.corpus, s3), location, selection, config.max_seconds)
         tags = run_tags(version, selection.set_id, shards_url)
         with tracked_run(config.experiment, run_name(version), tags=tags) as run:
-            evaluation = evaluate_codec(codec, location, config, on_clip, selection)
+            evaluation = evaluate_codec(
+                codec, location, config, on_clip, selection, production=production, references=references
+            )
             report = write_report(evaluation, version.model_uri, scratch / "report")
             log_evaluation(run, version, model_uri, config, evaluation, report)
     return EvaluationSummary(model_uri, version, run.run_id, evaluation)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.evaluate.config import SIGNAL_METRICS, EvaluateConfig
+from pipeline.evaluate.config import METRICS, EvaluateConfig
 from pipeline.evaluate.report import ReportFiles
 from pipeline.evaluate.run import Evaluation
 from storage.mlflow_io import RegisteredVersion, TrackedRun, find_runs, set_model_version_tags, version_details
@@ -28,7 +28,7 @@ VERSION_METRIC_PREFIX = "speechtok.eval."
 REPORT_ARTIFACT_PATH = "report"
 # Headline metrics copied onto the version as tags (the registry UI shows tags, the gate reads the run).
 VERSION_TAG_METRICS = (
-    *SIGNAL_METRICS,
+    *METRICS,
     "bitrate_bps",
     "entropy_bitrate_bps",
     "tokens.entropy_bits_mean",
@@ -77,6 +77,9 @@ def log_evaluation(
             "shards_url": evaluation.selection.shards_url,
             "eval_set": evaluation.selection.set_id,
             **{f"config.{key}": value for key, value in config.fingerprint().items()},
+            "systems": ",".join(system.name for system in evaluation.systems),
+            # Why an optional metric group did not run (missing package + install hint), cut to MLflow's limit.
+            **{f"skipped.{group}": why[:500] for group, why in evaluation.skipped.items()},
         }
     )
     metrics = evaluation.metrics()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, model_validator
 
-from pipeline.evaluate.config import SIGNAL_METRICS
+from pipeline.evaluate.config import METRICS
 
 # Regressions tolerated per metric, in the metric's own unit: about the spread between repeated evaluations of
 # one model on a small hold-out set, so noise alone does not block a promotion.
@@ -30,7 +30,8 @@ class GateConfig(BaseModel):
 
     It passes when (1) the primary metric is better than production's by at least `min_primary_improvement`
     and (2) no gated metric (the keys of `tolerances`) is worse than production's by more than its tolerance.
-    Directions come from `SIGNAL_METRICS` unless overridden in `higher_is_better`.
+    Directions come from `METRICS` (signal, intelligibility, speaker, quality and ABX metrics) unless overridden
+    in `higher_is_better`.
     """
 
     primary_metric: str = Field(default="mel_l1", description="the metric that must improve")
@@ -42,15 +43,15 @@ class GateConfig(BaseModel):
         description="gated metrics and the regression each may show (its unit)",
     )
     higher_is_better: dict[str, bool] = Field(
-        default_factory=dict, description="direction overrides, for metrics outside SIGNAL_METRICS"
+        default_factory=dict, description="direction overrides, for metrics outside METRICS"
     )
 
     @model_validator(mode="after")
     def _known_directions(self) -> GateConfig:
         for name in {self.primary_metric, *self.tolerances}:
-            if name not in SIGNAL_METRICS and name not in self.higher_is_better:
+            if name not in METRICS and name not in self.higher_is_better:
                 raise ValueError(
-                    f"gate metric {name!r} has no known direction; use one of {sorted(SIGNAL_METRICS)} or add it to "
+                    f"gate metric {name!r} has no known direction; use one of {sorted(METRICS)} or add it to "
                     "higher_is_better"
                 )
         if any(value < 0 for value in self.tolerances.values()):
@@ -61,7 +62,7 @@ class GateConfig(BaseModel):
         """True when higher values of `name` are better."""
         if name in self.higher_is_better:
             return self.higher_is_better[name]
-        return SIGNAL_METRICS[name].higher_is_better
+        return METRICS[name].higher_is_better
 
     def gated_metrics(self) -> list[str]:
         """The primary metric first, then the other gated metrics in order."""

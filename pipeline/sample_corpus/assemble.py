@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from pipeline.sample_corpus.phones import PhoneSpan
 
 # Speech sits about 20 dB below full scale, like a levelled audiobook; each speaker's gain_db moves it a little.
 _SPEECH_DBFS = -20.0
@@ -17,6 +20,20 @@ _INT16_SCALE = 32767
 
 
 @dataclass(frozen=True)
+class UtteranceText:
+    """What one utterance (one `voice_activity` region) says: its text and, where the backend times phones, its
+    phones as [phone, start_s, end_s] in seconds from the start of the file (issue 13: WER and ABX references)."""
+
+    start_s: float
+    end_s: float
+    text: str
+    phones: list[tuple[str, float, float]] | None
+
+    def as_json(self) -> dict[str, object]:
+        return {"start": self.start_s, "end": self.end_s, "text": self.text, "phones": self.phones}
+
+
+@dataclass(frozen=True)
 class AssembledAudio:
     """One file's samples and the metadata that describes them exactly."""
 
@@ -25,16 +42,23 @@ class AssembledAudio:
     snr: float  # dB: mean speech power inside voice_activity over the noise floor's power
     speech_seconds: float
     seconds: float
+    utterances: list[UtteranceText] = field(default_factory=list)  # one per voice_activity region, same order
+
+
+def trim_bounds(utterance: np.ndarray) -> tuple[int, int]:
+    """[start, end) of a float utterance `[T]` without its leading and trailing near-silence ((0, 0) if silent)."""
+    magnitude = np.abs(utterance)
+    peak = float(magnitude.max()) if len(magnitude) else 0.0
+    if peak == 0.0:
+        return 0, 0
+    loud = np.flatnonzero(magnitude > peak * 10 ** (-_TRIM_DB_BELOW_PEAK / 20))
+    return int(loud[0]), int(loud[-1]) + 1
 
 
 def trim_silence(utterance: np.ndarray) -> np.ndarray:
     """Drop leading and trailing near-silence of a float utterance `[T] -> [T']` (empty if all silent)."""
-    magnitude = np.abs(utterance)
-    peak = float(magnitude.max()) if len(magnitude) else 0.0
-    if peak == 0.0:
-        return utterance[:0]
-    loud = np.flatnonzero(magnitude > peak * 10 ** (-_TRIM_DB_BELOW_PEAK / 20))
-    return utterance[loud[0] : loud[-1] + 1]
+    start, end = trim_bounds(utterance)
+    return utterance[start:end]
 
 
 def level(utterance: np.ndarray, gain_db: float) -> np.ndarray:
@@ -64,6 +88,7 @@ class FileLayout:
         self.cursor_ms = 0
         self.pieces: list[tuple[int, np.ndarray]] = []  # (start sample, float utterance)
         self.regions_ms: list[tuple[int, int]] = []
+        self.texts: list[tuple[str, Sequence[PhoneSpan] | None]] = []
         self._next_pause_ms = self._draw_pause()
 
     def _draw_pause(self) -> int:
@@ -81,12 +106,14 @@ class FileLayout:
         closing_ms = round(self.pause_seconds[0] * _MS_PER_SECOND)
         return self.cursor_ms + self._next_pause_ms + self._length_ms(utterance) + closing_ms <= self.target_ms
 
-    def add(self, utterance: np.ndarray) -> None:
-        """Place a trimmed, levelled float utterance after the next pause."""
+    def add(self, utterance: np.ndarray, text: str = "", phones: Sequence[PhoneSpan] | None = None) -> None:
+        """Place a trimmed, levelled float utterance after the next pause; `text` is what it says and `phones` its
+        phones timed from the utterance's first sample."""
         start_ms = self.cursor_ms + self._next_pause_ms
         end_ms = start_ms + self._length_ms(utterance)
         self.pieces.append((start_ms * self.sample_rate // _MS_PER_SECOND, utterance))
         self.regions_ms.append((start_ms, end_ms))
+        self.texts.append((text, phones))
         self.cursor_ms = end_ms
         self._next_pause_ms = self._draw_pause()
 
@@ -108,10 +135,32 @@ class FileLayout:
         speech_power = sum(float(np.sum(utterance**2)) for _, utterance in self.pieces) / max(speech_samples, 1)
         noise_power = float(np.mean(noise**2))
         snr = 10 * np.log10(speech_power / noise_power)
+        utterances = [
+            UtteranceText(start / _MS_PER_SECOND, end / _MS_PER_SECOND, text, _shift(phones, start, end))
+            for (start, end), (text, phones) in zip(self.regions_ms, self.texts, strict=True)
+        ]
         return AssembledAudio(
             samples=mixed.astype(np.int16),
             voice_activity=[[start / _MS_PER_SECOND, end / _MS_PER_SECOND] for start, end in self.regions_ms],
             snr=round(float(snr), 4),
             speech_seconds=speech_samples / self.sample_rate,
             seconds=total / self.sample_rate,
+            utterances=utterances,
         )
+
+
+def _shift(phones: Sequence[PhoneSpan] | None, start_ms: int, end_ms: int) -> list[tuple[str, float, float]] | None:
+    """Phones timed from their utterance's start -> seconds from the file's start, clipped to the region."""
+    if phones is None:
+        return None
+    end_s = end_ms / _MS_PER_SECOND
+    shifted = [
+        (
+            p.phone,
+            round(start_ms / _MS_PER_SECOND + p.start_s, 4),
+            round(min(start_ms / _MS_PER_SECOND + p.end_s, end_s), 4),
+        )
+        for p in phones
+        if p.end_s > 0
+    ]
+    return [(name, max(begin, start_ms / _MS_PER_SECOND), end) for name, begin, end in shifted if end > begin]

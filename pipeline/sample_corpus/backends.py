@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.sample_corpus.config import Backend
 from pipeline.sample_corpus.espeak import ESPEAK_PROGRAM, EspeakBackend
+from pipeline.sample_corpus.phones import PhoneSpan
 from pipeline.sample_corpus.synthetic import SyntheticBackend
 from pipeline.sample_corpus.voices import SpeakerVoice
 
@@ -26,6 +27,10 @@ class SpeechBackend(Protocol):
 
     def synthesize(self, text: str, voice: SpeakerVoice, rng: np.random.Generator) -> np.ndarray:
         """`text` read by `voice` -> float32 `[samples]` in [-1, 1], may start/end with silence."""
+        ...
+
+    def phones(self, text: str, voice: SpeakerVoice) -> list[PhoneSpan] | None:
+        """Phone timings of `synthesize(text, voice)` from its first sample, or None when the backend has none."""
         ...
 
 

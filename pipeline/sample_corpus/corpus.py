@@ -15,10 +15,11 @@ import soundfile
 from rich.progress import Progress
 
 from pipeline.sample_corpus import text
-from pipeline.sample_corpus.assemble import AssembledAudio, FileLayout, level, trim_silence
+from pipeline.sample_corpus.assemble import AssembledAudio, FileLayout, level, trim_bounds
 from pipeline.sample_corpus.backends import SpeechBackend, resolve_backend
 from pipeline.sample_corpus.config import SampleCorpusConfig
 from pipeline.sample_corpus.metadata import book_meta, file_name, librilight_json
+from pipeline.sample_corpus.phones import PhoneSpan
 from pipeline.sample_corpus.plan import BookPlan, SpeakerPlan, Stream, plan_corpus, stream_rng
 from pipeline.sample_corpus.voices import SpeakerVoice
 
@@ -69,10 +70,26 @@ class SampleCorpusSummary:
         return sum(item.speech_seconds for item in self.files)
 
 
-def _utterance(backend: SpeechBackend, voice: SpeakerVoice, rng: np.random.Generator, max_clauses: int) -> np.ndarray:
-    """A sentence read by `voice`, trimmed of its edge silences and levelled; empty if it was all silence."""
-    audio = trim_silence(backend.synthesize(text.sentence(rng, max_clauses), voice, rng))
-    return level(audio, voice.gain_db) if len(audio) else audio
+@dataclass(frozen=True)
+class _Utterance:
+    """A synthesised sentence: trimmed, levelled audio [T], its text and its phones timed from audio[0]."""
+
+    audio: np.ndarray
+    text: str
+    phones: list[PhoneSpan] | None
+
+
+def _utterance(backend: SpeechBackend, voice: SpeakerVoice, rng: np.random.Generator, max_clauses: int) -> _Utterance:
+    """A sentence read by `voice`, trimmed of its edge silences and levelled; empty audio if it was all silence."""
+    sentence = text.sentence(rng, max_clauses)
+    raw = backend.synthesize(sentence, voice, rng)
+    start, end = trim_bounds(raw)
+    audio = raw[start:end]
+    phones = backend.phones(sentence, voice)
+    if phones is not None:  # re-time from the first kept sample (the trimmed lead is gone)
+        lead = start / backend.sample_rate
+        phones = [PhoneSpan(p.phone, p.start_s - lead, p.end_s - lead) for p in phones]
+    return _Utterance(level(audio, voice.gain_db) if len(audio) else audio, sentence, phones)
 
 
 def synthesize_file(
@@ -86,13 +103,14 @@ def synthesize_file(
     layout = FileLayout(config.sample_rate, target_seconds, (config.min_pause_seconds, config.max_pause_seconds), rng)
     misses = 0
     while misses <= _SHORT_SENTENCE_TRIES:
-        utterance = _utterance(backend, voice, rng, max_clauses=_MAX_CLAUSES if misses == 0 else 1)
-        if len(utterance) and layout.fits(utterance):
-            layout.add(utterance)
+        said = _utterance(backend, voice, rng, max_clauses=_MAX_CLAUSES if misses == 0 else 1)
+        if len(said.audio) and layout.fits(said.audio):
+            layout.add(said.audio, said.text, said.phones)
             continue
         misses += 1
-        if misses > _SHORT_SENTENCE_TRIES and layout.empty and len(utterance):
-            layout.add(utterance)  # a file always holds speech, even when its target is shorter than a sentence
+        if misses > _SHORT_SENTENCE_TRIES and layout.empty and len(said.audio):
+            # a file always holds speech, even when its target is shorter than a sentence
+            layout.add(said.audio, said.text, said.phones)
     if layout.empty:
         raise RuntimeError(
             f"backend {backend.name} returned only silence for voice {voice.espeak_voice} (speaker "
@@ -144,7 +162,10 @@ def _write_book(
         stem = file_name(book.meta, number)
         flac, metadata = directory / f"{stem}.flac", directory / f"{stem}.json"
         _write_flac(flac, audio.samples, config.sample_rate)
-        _write_json(metadata, librilight_json(speaker.speaker_id, meta, audio.snr, audio.voice_activity))
+        _write_json(
+            metadata,
+            librilight_json(speaker.speaker_id, meta, audio.snr, audio.voice_activity, audio.utterances),
+        )
         item = GeneratedFile(
             audio=flac.relative_to(root).as_posix(),
             json=metadata.relative_to(root).as_posix(),

@@ -9,6 +9,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from pipeline.sample_corpus.phones import PhoneSpan, align
 from pipeline.sample_corpus.voices import SpeakerVoice
 
 ESPEAK_PROGRAM = "espeak-ng"
@@ -64,3 +65,11 @@ class EspeakBackend:
         if native_rate != self.sample_rate:
             mono = soxr.resample(mono, native_rate, self.sample_rate, quality="HQ")
         return np.ascontiguousarray(mono, dtype=np.float32)
+
+    def phones(self, text: str, voice: SpeakerVoice) -> list[PhoneSpan] | None:
+        """Phone timings of `synthesize(text, voice)` in seconds from its first sample (libespeak-ng phoneme
+        events, `phones.align`), or None when the library cannot be loaded (the corpus then has no phones)."""
+        try:
+            return align(text, voice.espeak_voice, voice.espeak_pitch, voice.espeak_speed).phones
+        except OSError:
+            return None

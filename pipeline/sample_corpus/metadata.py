@@ -7,12 +7,14 @@ facebookresearch/libri-light). LibriVox API values are mostly strings, and so ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline.sample_corpus import text
+from pipeline.sample_corpus.assemble import UtteranceText
 
 # Links keep LibriVox's shapes but point at example.org: the books are invented and must not look real.
 _LIBRIVOX = "https://librivox.example.org"
@@ -100,7 +102,17 @@ def book_meta(book: BookMeta, num_sections: int, total_seconds: float, seed: int
 
 
 def librilight_json(
-    speaker_id: str, meta: dict[str, Any], snr: float, voice_activity: list[list[float]]
+    speaker_id: str,
+    meta: dict[str, Any],
+    snr: float,
+    voice_activity: list[list[float]],
+    utterances: Sequence[UtteranceText] = (),
 ) -> dict[str, Any]:
-    """One audio file's JSON (key order as LibriLight's)."""
-    return {"speaker": speaker_id, "book_meta": meta, "snr": snr, "voice_activity": voice_activity}
+    """One audio file's JSON: LibriLight's fields (in its key order), then what the generator knows and
+    LibriLight does not (issue 13): `text`, the whole file's words, and `utterances`, one per voice_activity
+    region with its `start`, `end`, `text` and `phones` ([phone, start_s, end_s], or null without timings)."""
+    payload: dict[str, Any] = {"speaker": speaker_id, "book_meta": meta, "snr": snr, "voice_activity": voice_activity}
+    if utterances:
+        payload["text"] = " ".join(u.text for u in utterances)
+        payload["utterances"] = [u.as_json() for u in utterances]
+    return payload

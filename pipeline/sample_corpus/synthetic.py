@@ -128,3 +128,7 @@ class SyntheticBackend:
         audio = envelope * voiced_sound * np.where(onset, 0.3, 1.0) + np.where(onset, 0.15, 0.0) * fricative
         audio /= np.max(np.abs(audio)) + 1e-12
         return audio.astype(np.float32)
+
+    def phones(self, text: str, voice: SpeakerVoice) -> None:
+        """The synthetic voice says syllables, not phones: it has no phone timings (no ABX items)."""
+        return None

@@ -80,7 +80,23 @@ def test_report_artifacts_are_logged(evaluated, tmp_path: Path) -> None:  # type
     assert (local / "median_clip_spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (local / "per_clip.csv").read_text().splitlines()
     assert rows[0].startswith("key,speaker,duration_s,mel_l1")
-    assert len(rows) - 1 == int(client.get_run(run_id).data.metrics["clips"])
+    # One row per clip and system: speechtok and the three Codec2 baselines (issue 13).
+    assert len(rows) - 1 == 4 * int(client.get_run(run_id).data.metrics["clips"])
+    for system in ("| speechtok | 640 |", "| codec2_700c | 700 |", "| codec2_1200 | 1200 |", "| codec2_2400 | 2400 |"):
+        assert system in report
+    assert "*runtime, s per audio min*" in report and "abx: abx skipped: no phone timings" in report
+
+
+def test_codec2_rows_are_measured_end_to_end(evaluated) -> None:  # type: ignore[no-untyped-def]
+    _, version, _ = evaluated
+    metrics = MlflowClient().get_run(version_tags(version)["speechtok.eval.run_id"]).data.metrics
+    for name in ("codec2_700c", "codec2_1200", "codec2_2400"):
+        for metric in ("pesq_wb", "stoi", "dwer", "speaker_sim", "dnsmos_ovrl", "mcd"):
+            assert math.isfinite(metrics[f"system.{name}.{metric}"]), (name, metric)
+    assert metrics["system.codec2_700c.bitrate_bps"] == 700
+    assert "wer" not in metrics and metrics["wer.missing"] == metrics["clips"]  # no --corpus: text unknown
+    assert metrics["dwer"] >= 0 and -1 <= metrics["speaker_sim"] <= 1
+    assert metrics["runtime.asr.s_per_audio_min"] > 0
 
 
 def test_version_tags_name_the_run_set_and_headline_metrics(evaluated) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,1 @@
+"""Reference codecs scored beside speechtok in every evaluation report (issue 13)."""

@@ -37,6 +37,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ]; then
   echo "setup: installing dependencies (pinned by constraints.txt)"
   "$VENV/bin/python" -m pip install -q --upgrade pip "setuptools<81" wheel
   # setuptools<81: packages that build from source against pkg_resources need it in their build env.
-  PIP_CONSTRAINT="$PWD/constraints.txt" "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev,eval]"
+  PIP_CONSTRAINT="$PWD/constraints.txt" "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev,eval,server]"
   echo "$fingerprint" > "$stamp"
 fi

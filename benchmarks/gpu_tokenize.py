@@ -1,6 +1,6 @@
 """Paper-config encode throughput on one GPU: audio seconds per second at several batch shapes, and peak memory.
 
-Usage: `python benchmarks/gpu_tokenize.py [--rate 16000] [--batches 1,4,8,16,32] [--seconds 60]`
+Usage: `python benchmarks/gpu_tokenize.py [--rate 16000] [--batches 1,4,8,16,32] [--chunks 64]`
 (`make gpu-check` runs it after `pytest -m gpu`).
 
 Each forward runs the encoder + FSQ + packing of `Codec._encode_chunks` on full 14.4 s chunks (36 frames, spec §9)

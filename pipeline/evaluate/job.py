@@ -12,9 +12,9 @@ from pipeline.evaluate.report import write_report
 from pipeline.evaluate.run import Evaluation, evaluate_codec
 from pipeline.evaluate.tracking import log_evaluation, run_name, run_tags
 from storage.fs import check_reachable, local_scratch, open_location
-from storage.mlflow_io import RegisteredVersion, download_model_artifact, resolve_version, tracked_run
+from storage.mlflow_io import RegisteredVersion, tracked_run
 from storage.settings import S3Settings
-from training.codec import Codec
+from training.registry import load_codec
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ def evaluate_model(
     config = config or EvaluateConfig()
     location = open_location(shards_url, s3)
     check_reachable(location, must_exist=True)
-    version = resolve_version(model_uri)
+    loaded = load_codec(model_uri)
+    version, codec = loaded.version, loaded.codec
     with local_scratch("speechtok-evaluate-") as scratch:
-        codec = Codec.load(download_model_artifact(version.model_uri, "codec", scratch / "model"))
         selection = select_holdout(location, config)
         tags = run_tags(version, selection.set_id, shards_url)
         with tracked_run(config.experiment, run_name(version), tags=tags) as run:

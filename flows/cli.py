@@ -496,3 +496,7 @@ def main() -> None:
             raise
         console.print(f"[red]cannot join the Ray cluster:[/red] {hint}", highlight=False)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `python -m flows.cli ...` is the same as the `speechtok` script
+    main()

@@ -3,10 +3,6 @@ registered models in a process where speechtok is not importable (issue 10)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -14,28 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from registry_checks import assert_loaded_from_model_code, load_with_mlflow_alone
 from storage.mlflow_io import ENCODER_MODEL_NAME, ensure_experiment, log_and_register
 from tokenize_helpers import register_tiny_codec
 from training.configs import tiny
 from training.encoder_io import save_encoder
 from training.models.encoder import Encoder
 from training.registry import fetch_codec, load_codec, pin_version
-
-# Loads each model with MLflow alone, from a folder outside the repository and without PYTHONPATH, and reports
-# where `training` was imported from: the model's own code path, not an installed speechtok.
-LOAD_SCRIPT = """
-import json, sys
-import mlflow, numpy as np
-mlflow.set_tracking_uri(sys.argv[1])
-wav = np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32)
-report = {}
-for name in ("speechtok-codec/1", "speechtok-encoder/1"):
-    model = mlflow.pyfunc.load_model("models:/" + name)
-    (output,) = model.predict([wav])
-    report[name] = {"shape": list(output.shape), "dtype": str(output.dtype)}
-report["training_from"] = sys.modules["training.codec"].__file__
-print(json.dumps(report))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +45,9 @@ def test_aliases_resolve_once_to_versions_and_files_travel_in_memory(registry: P
 
 
 def test_registered_models_load_with_mlflow_alone(registry: Path, tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, f"sqlite:///{registry}/mlflow.db"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    codec, encoder = report["speechtok-codec/1"], report["speechtok-encoder/1"]
+    codec_uri, encoder_uri = "models:/speechtok-codec/1", "models:/speechtok-encoder/1"
+    report = load_with_mlflow_alone(f"sqlite:///{registry}/mlflow.db", [codec_uri, encoder_uri], tmp_path)
+    codec, encoder = report[codec_uri], report[encoder_uri]
     assert codec["dtype"] == "uint16" and codec["shape"][1] == 19  # [frames, tokens_per_frame]
     assert encoder["dtype"] == "float32" and encoder["shape"] == [7, 128]  # [frames, code_dim]: 3 s at 2.5 fps
-    repository = Path(__file__).resolve().parents[2]
-    assert not Path(report["training_from"]).is_relative_to(repository), report["training_from"]
-    assert "/code/training/" in report["training_from"]
+    assert_loaded_from_model_code(report)

@@ -8,13 +8,19 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 
-if ! command -v espeak-ng >/dev/null 2>&1; then
+# Debian packages: espeak-ng (sample-corpus voices) and PostgreSQL (the MLflow server of the two-host cluster
+# test, tests/cluster; its server binaries live in /usr/lib/postgresql/*/bin).
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    echo "setup: installing espeak-ng (sample-corpus voices)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null \
-      || echo "setup: espeak-ng could not be installed; the sample corpus will use the built-in synthetic voices"
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || echo "setup: could not install ${missing[*]}; synthetic voices are used and the cluster test is skipped"
   else
-    echo "setup: espeak-ng not installed and apt-get unavailable; the sample corpus uses synthetic voices"
+    echo "setup: ${missing[*]} not installed and apt-get unavailable (or not root): the sample corpus uses" \
+      "synthetic voices without espeak-ng, and the cluster test is skipped without PostgreSQL"
   fi
 fi
 

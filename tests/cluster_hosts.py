@@ -46,7 +46,7 @@ def unavailable_reason() -> str | None:
         return "needs Linux namespaces"
     if os.geteuid() != 0:
         return "needs root to create network and mount namespaces (CI runs as root)"
-    for tool in ("ip", "unshare", "mount"):
+    for tool in ("ip", "unshare", "nsenter", "mount"):
         if shutil.which(tool) is None:
             return f"`{tool}` not found (iproute2 / util-linux)"
     if postgres_bin() is None:

@@ -35,9 +35,10 @@ from storage.mlflow_io import (
     unfinished_run,
     use_tracking_uri,
 )
+from training.codec import ARTIFACT_KEY as CODEC_ARTIFACT
+from training.encoder_io import ARTIFACT_KEY as ENCODER_ARTIFACT
 from training.job import TrainJob
 from training.loops.base import EXPORT_DIR
-from training.mlflow_codec import CODEC_ARTIFACT, ENCODER_ARTIFACT
 from training.registry import pin_version
 
 EXPERIMENTS = {"encoder": "train-encoder", "codec": "train-codec"}

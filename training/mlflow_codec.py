@@ -17,8 +17,8 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-CODEC_ARTIFACT = "codec"  # key of the artifacts dict: a directory written by `Codec.save`
-ENCODER_ARTIFACT = "encoder"  # key for stage-1 encoders: a directory written by `save_encoder`
+from training.codec import ARTIFACT_KEY as CODEC_ARTIFACT  # a directory written by `Codec.save`
+from training.encoder_io import ARTIFACT_KEY as ENCODER_ARTIFACT  # a directory written by `save_encoder`
 
 
 class CodecPythonModel(PythonModel):

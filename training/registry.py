@@ -24,9 +24,10 @@ import torch
 
 from storage.fs import local_scratch
 from storage.mlflow_io import RegisteredVersion, download_model_artifact, resolve_version
+from training.codec import ARTIFACT_KEY as CODEC_ARTIFACT
 from training.codec import META_FILE, Codec
+from training.encoder_io import ARTIFACT_KEY as ENCODER_ARTIFACT
 from training.encoder_io import load_encoder
-from training.mlflow_codec import CODEC_ARTIFACT, ENCODER_ARTIFACT
 
 
 def pin_version(model_uri: str) -> RegisteredVersion:

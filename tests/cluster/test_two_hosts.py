@@ -63,7 +63,12 @@ class Cluster:
     mlflow_url: str
     prefect_url: str
     dashboard_url: str
+    node_pid: int  # `ray start` of the second host, inside its namespaces
     timings: dict[str, float] = field(default_factory=dict)
+
+    def on_second_host(self, *argv: str) -> int:
+        """Exit status of `argv` run in the second host's mount namespace."""
+        return subprocess.run(["nsenter", "--target", str(self.node_pid), "--mount", "--", *argv]).returncode
 
     def run(self, name: str, argv: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> str:
         """Run one command as the user would (in the repository, with the cluster environment), timed and logged."""
@@ -212,7 +217,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "SPEECHTOK_STORAGE_ROOT": ROOT,
         }
         cluster = Cluster(
-            root, processes, host, env, secret, ray_token, s3_url, mlflow_url, env["PREFECT_API_URL"], dashboard_url
+            root,
+            processes,
+            host,
+            env,
+            secret,
+            ray_token,
+            s3_url,
+            mlflow_url,
+            env["PREFECT_API_URL"],
+            dashboard_url,
+            node.process.pid,
         )
 
         def node_joined() -> bool:
@@ -358,6 +373,10 @@ def test_s3_holds_shards_checkpoints_and_tokens(pipeline: Cluster) -> None:
 
 
 def test_ray_work_ran_on_the_second_host(pipeline: Cluster) -> None:
+    # The second host cannot see the driver's files: corpus, scratch, Ray session; it does have the code.
+    for hidden in (pipeline.root, pipeline.root / "corpus", pipeline.root / "logs"):
+        assert pipeline.on_second_host("test", "-e", str(hidden)) == 1, hidden
+    assert pipeline.on_second_host("test", "-e", str(REPO / "pyproject.toml")) == 0
     nodes = pipeline.ray_api("/api/v0/nodes?detail=1")["result"]
     (second,) = [n["node_id"] for n in nodes if n["node_ip"] == pipeline.host.node_ip]
     (head,) = [n for n in nodes if n["is_head_node"]]

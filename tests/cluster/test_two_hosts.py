@@ -131,13 +131,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         ip = host.host_ip
         secret, ray_token = f"speechtok-secret-{secrets.token_hex(16)}", secrets.token_hex(32)
         base = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES)}
+        # This host's processes keep their scratch files (TMPDIR) and home under the test's folder, which the second
+        # host does not see; the repository and the virtual environment stay visible there, as code in an image.
+        for folder in ("home", "scratch"):
+            (root / folder).mkdir()
         base.update(
             HOME=str(root / "home"),
+            TMPDIR=str(root / "scratch"),
             RAY_USAGE_STATS_ENABLED="0",
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             COLUMNS="200",
         )
-        (root / "home").mkdir()
         s3_port, prefect_port, mlflow_port = free_port(ip), free_port(ip), free_port(ip)
         s3_url = f"http://{ip}:{s3_port}"
         aws = {
@@ -155,9 +159,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         ray_port, dashboard_port = free_port(ip), free_port(ip)
         dashboard_url = f"http://{ip}:{dashboard_port}"
         # A short temp folder of its own: Ray's socket paths must stay under 108 bytes, and its address file must not
-        # be where other Ray instances on this machine look for one (/tmp/ray).
-        ray_temp = Path(tempfile.mkdtemp(prefix="stk-ray-"))
-        processes.on_close(lambda: shutil.rmtree(ray_temp, ignore_errors=True))
+        # be where other Ray instances on this machine look for one (/tmp/ray). The second host gets an empty one.
+        ray_temp = Path(tempfile.mkdtemp(prefix="stk-ray-", dir="/tmp"))
+        node_home = Path(tempfile.mkdtemp(prefix="stk-home-", dir="/tmp"))
+        for folder in (ray_temp, node_home):
+            processes.on_close(lambda folder=folder: shutil.rmtree(folder, ignore_errors=True))
         # The Ray head starts first, alone: its helper processes give up when the machine is busy for a minute.
         head = processes.start(
             "ray-head",
@@ -180,8 +186,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 *["--num-cpus", str(NODE_CPUS), "--object-store-memory", str(OBJECT_STORE_BYTES)],
                 "--disable-usage-stats",
             ],
-            {**base, **node_config, "HOME": "/tmp"},
-            hidden=[Path(tempfile.gettempdir()), root, Path("/dev/shm")],
+            {**base, **node_config, "HOME": str(node_home), "TMPDIR": str(node_home)},
+            hidden=[root, ray_temp, node_home, Path("/dev/shm")],
         )
         s3 = processes.start("s3", [sys.executable, "-m", "moto.server", "-H", ip, "-p", str(s3_port)], base)
         prefect = processes.start(
@@ -374,7 +380,7 @@ def test_s3_holds_shards_checkpoints_and_tokens(pipeline: Cluster) -> None:
 
 def test_ray_work_ran_on_the_second_host(pipeline: Cluster) -> None:
     # The second host cannot see the driver's files: corpus, scratch, Ray session; it does have the code.
-    for hidden in (pipeline.root, pipeline.root / "corpus", pipeline.root / "logs"):
+    for hidden in (pipeline.root / "corpus", pipeline.root / "scratch", pipeline.root / "logs"):
         assert pipeline.on_second_host("test", "-e", str(hidden)) == 1, hidden
     assert pipeline.on_second_host("test", "-e", str(REPO / "pyproject.toml")) == 0
     nodes = pipeline.ray_api("/api/v0/nodes?detail=1")["result"]

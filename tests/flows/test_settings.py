@@ -115,14 +115,17 @@ def test_prefect_stores_no_secret_among_flow_run_parameters(prefect_api: None, m
     from prefect.context import get_run_context
 
     @flow(name="settings-probe")
-    def probe(settings: Settings) -> tuple[str, str]:
-        secret = settings.s3.secret_access_key
-        return str(get_run_context().flow_run.id), secret.get_secret_value() if secret else ""  # type: ignore[union-attr]
+    def probe(settings: Settings, s3: S3Settings | None = None) -> tuple[str, str, str]:
+        def secret_of(value: S3Settings | None) -> str:
+            return value.secret_access_key.get_secret_value() if value and value.secret_access_key else ""
+
+        return str(get_run_context().flow_run.id), secret_of(settings.s3), secret_of(s3)  # type: ignore[union-attr]
 
     monkeypatch.setenv("SPEECHTOK_S3__ACCESS_KEY_ID", "AKIASPEECHTOK")
     monkeypatch.setenv("SPEECHTOK_S3__SECRET_ACCESS_KEY", SECRET)
-    run_id, seen = probe(load_settings())
-    assert seen == SECRET
+    settings = load_settings()
+    run_id, seen, seen_s3 = probe(settings, settings.s3)
+    assert seen == seen_s3 == SECRET
 
     import asyncio
 

@@ -3,6 +3,7 @@ registered models in a process where speechtok is not importable (issue 10)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import mlflow
@@ -51,3 +52,29 @@ def test_registered_models_load_with_mlflow_alone(registry: Path, tmp_path: Path
     assert codec["dtype"] == "uint16" and codec["shape"][1] == 19  # [frames, tokens_per_frame]
     assert encoder["dtype"] == "float32" and encoder["shape"] == [7, 128]  # [frames, code_dim]: 3 s at 2.5 fps
     assert_loaded_from_model_code(report)
+
+
+def test_stage2_pins_its_encoder_once_and_never_resumes_with_another(registry: Path) -> None:
+    """`--encoder …@candidate` is resolved on the driver; a resumed run refuses a different encoder (issue 10)."""
+    from storage.mlflow_io import resumable_run
+    from training.job import TrainJob
+    from training.launch import EXPERIMENTS, _check_resumable, pin_encoder, run_params
+
+    job = TrainJob(
+        stage="codec",
+        shards="s3://bucket/shards",
+        model=tiny(sample_rate=16_000),
+        run_name="codec-pinned",
+        checkpoint_root="s3://bucket/checkpoints",
+        max_steps=1,
+        mlflow_tracking_uri=f"sqlite:///{registry}/mlflow.db",
+        encoder_uri="models:/speechtok-encoder@candidate",
+    )
+    pinned = pin_encoder(job)
+    assert pinned.encoder_uri == "models:/speechtok-encoder/1"
+    with pytest.raises(RuntimeError), resumable_run(EXPERIMENTS["codec"], job.run_name, {}, run_params(pinned)):
+        raise RuntimeError("the run crashes, unfinished")
+    _check_resumable(pinned)  # same encoder: resumes
+    other = dataclasses.replace(pinned, encoder_uri="models:/speechtok-encoder/2")
+    with pytest.raises(ValueError, match=r"started with the encoder models:/speechtok-encoder/1"):
+        _check_resumable(other)

@@ -26,7 +26,7 @@ from pipeline.promote.promote import PromotionOutcome
 from pipeline.query.histogram import histogram_png
 from pipeline.query.stats import TableStats, token_table_stats
 from pipeline.sample_corpus import SampleCorpusConfig, generate_sample_corpus
-from pipeline.tokenize import TokenizeConfig, TokenizeSummary
+from pipeline.tokenize import TokenizeSummary
 from storage.fs import open_location
 from storage.mlflow_io import ui_command, use_tracking_uri
 from training.launch import Scaling, TrainResult
@@ -54,6 +54,7 @@ class BuildTokensConfig(BaseModel):
         "on 2 CPU cores, so the demo trains on short crops (as benchmarks/training_curves.py does)",
     )
     train_workers: int = Field(default=2, ge=1, description="Ray Train workers (CPU, gloo)")
+    ray_address: str | None = Field(default=None, description="Ray cluster; default RAY_ADDRESS, else local Ray")
     tokenize_workers: int = Field(default=1, ge=1, description="codec actors of the tokenization job")
     target_shard_mb: float = Field(default=8.0, gt=0, description="shard size; small so that Ray has parallel work")
 
@@ -122,7 +123,7 @@ def build_tokens(config: BuildTokensConfig | None = None, settings: Settings | N
     shard_config = settings.shard.model_copy(update={"target_shard_bytes": int(config.target_shard_mb * 1024**2)})
     shards = run_shard_corpus(config.corpus, config.shards, shard_config, settings.s3)
 
-    scaling = Scaling(workers=config.train_workers)
+    scaling = Scaling(workers=config.train_workers, ray_address=config.ray_address)
     encoder = train_encoder(
         config.shards, config.model_preset, _stage_settings(settings, config, config.encoder_steps), scaling
     )
@@ -136,9 +137,10 @@ def build_tokens(config: BuildTokensConfig | None = None, settings: Settings | N
     promotion = evaluate_and_promote(config.shards, candidate=codec.registered.model_uri, settings=settings)
     if not promotion.promoted:
         logger.warning("candidate %s (%s): tokenizing with the current production", promotion.label, promotion.reason)
-    tokens = tokenize_corpus(
-        config.shards, config.tokens, config=TokenizeConfig(workers=config.tokenize_workers), settings=settings
+    tokenize = settings.tokenize.model_copy(
+        update={"workers": config.tokenize_workers, "ray_address": config.ray_address or settings.tokenize.ray_address}
     )
+    tokens = tokenize_corpus(config.shards, config.tokens, config=tokenize, settings=settings)
     stats = token_table_stats(config.tokens, settings.s3, model_version=int(tokens.model.version))
     histogram = Path(config.workdir) / "token_histogram.png"
     histogram.write_bytes(histogram_png(stats.histogram, title=f"{tokens.table_url}"))

@@ -25,7 +25,10 @@ app = typer.Typer(
         "train-encoder (stage 1) → train-codec (stage 2) → evaluate → promote → tokenize (Parquet token tables) → "
         "query / stats / detokenize; export-llm writes Megatron / nanoGPT token files for LLM training. "
         "`speechtok demo` runs sample-corpus to stats as the Prefect flow build_tokens. "
-        "Settings come from --settings YAML, SPEECHTOK_* environment variables and flags (flags win)."
+        "Settings come from --settings YAML, SPEECHTOK_* environment variables and flags (flags win); the standard "
+        "variables configure the services: MLFLOW_TRACKING_URI, AWS_* (S3), RAY_ADDRESS (+ RAY_AUTH_MODE=token and "
+        "RAY_AUTH_TOKEN for a cluster with token authentication), PREFECT_API_URL. The same commands run locally "
+        "or on a cluster; only these settings differ (README, 'Configuration' and 'Cluster')."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -141,13 +144,25 @@ PresetOption = Annotated[str, typer.Option("--config", help="Model preset: tiny 
 WorkersOption = Annotated[int, typer.Option(help="Ray Train workers (one per GPU on a cluster).", min=1)]
 GpusOption = Annotated[float, typer.Option(help="GPUs per worker; 0 trains on CPU with gloo.", min=0)]
 StepsOption = Annotated[int | None, typer.Option(help="Optimiser steps (default from settings: 200).")]
-RayAddressOption = Annotated[str | None, typer.Option(help="Existing Ray cluster (ray://... or auto); default local.")]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Ray cluster to run on (HEAD:6379, ray://HEAD:10001 or auto); default RAY_ADDRESS, else a local Ray. "
+        "A cluster with token authentication also needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN."
+    ),
+]
 RunNameOption = Annotated[
     str | None, typer.Option(help="Checkpoint/MLflow run name; default derived from the inputs, so re-runs resume.")
 ]
 BatchOption = Annotated[int | None, typer.Option(help="Clips per worker per step (default 4).")]
 SampleRateOption = Annotated[int | None, typer.Option(help="Model sample rate: 24000 (paper) or 16000.")]
-StorageOption = Annotated[str | None, typer.Option(help="Storage root for checkpoints and the default MLflow store.")]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Storage root (local or s3://) for checkpoints and the default MLflow store; default "
+        "SPEECHTOK_STORAGE_ROOT, else ./speechtok-data."
+    ),
+]
 
 
 def _train_settings(
@@ -239,12 +254,23 @@ def _print_training(result: Any, settings: Settings) -> None:
 def tokenize_command(
     shards: Annotated[str, typer.Argument(help="Output root of `speechtok shard` (local or s3://).")],
     out: Annotated[str, typer.Argument(help="Token table root; files go to OUT/model_version=V/split=S/.")],
-    model: Annotated[str, typer.Option(help="Codec model URI.")] = "models:/speechtok-codec@production",
-    workers: Annotated[int, typer.Option(help="Codec actors (one per GPU on a cluster).", min=1)] = 1,
-    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per actor; fractions share a GPU.", min=0)] = 0.0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Codec model URI; default SPEECHTOK_TOKENIZE__MODEL_URI, else models:/speechtok-codec@production. "
+            "An alias is resolved once; the version is recorded."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Codec actors (one per GPU on a cluster); default 1.", min=1)
+    ] = None,
+    gpus_per_worker: Annotated[
+        float | None, typer.Option(help="GPUs per actor; fractions share a GPU (default 0).", min=0)
+    ] = None,
     batch_seconds: Annotated[
-        float, typer.Option(help="Audio seconds per actor batch (does not change the tokens).", min=0.1)
-    ] = 120.0,
+        float | None,
+        typer.Option(help="Audio seconds per actor batch (does not change the tokens; default 120).", min=0.1),
+    ] = None,
     chunks_per_forward: Annotated[
         int | None,
         typer.Option(
@@ -253,6 +279,7 @@ def tokenize_command(
             min=1,
         ),
     ] = None,
+    ray_address: RayAddressOption = None,
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
@@ -260,21 +287,30 @@ def tokenize_command(
     """Run the Prefect flow `tokenize_corpus`: decode every shard (all splits, hold-out included) on Ray Data,
     encode it with the codec's actor pool and write one Parquet token file per shard plus `_manifest.json`.
 
-    Re-running skips shards whose file is complete; damaged shards are reported and the others finish (the exit
-    status stays 0, as for `shard`; `verify-tokens` exits 1 while a gap remains). Without the alias `production`
-    it stops and says how to promote a codec (`speechtok promote`) or which --model to pass."""
+    Every option is also a setting (`tokenize:` in --settings, SPEECHTOK_TOKENIZE__WORKERS=4, ...), so a Prefect
+    deployment configures its runs through the worker's environment. Re-running skips shards whose file is
+    complete; damaged shards are reported and the others finish (the exit status stays 0, as for `shard`;
+    `verify-tokens` exits 1 while a gap remains). Without the alias `production` it stops and says how to promote a
+    codec (`speechtok promote`) or which --model to pass."""
     from flows.tokenize import tokenize_corpus
-    from pipeline.tokenize import TokenizeConfig
 
-    settings = _settings(settings_file, {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}})
-    config = TokenizeConfig(
-        workers=workers,
-        gpus_per_worker=gpus_per_worker,
-        batch_seconds=batch_seconds,
-        chunks_per_forward=chunks_per_forward,
+    settings = _settings(
+        settings_file,
+        {
+            "storage_root": storage_root,
+            "s3": {"endpoint_url": s3_endpoint},
+            "tokenize": {
+                "model_uri": model,
+                "ray_address": ray_address,
+                "workers": workers,
+                "gpus_per_worker": gpus_per_worker,
+                "batch_seconds": batch_seconds,
+                "chunks_per_forward": chunks_per_forward,
+            },
+        },
     )
     try:
-        summary = tokenize_corpus(shards, out, model, config, settings)
+        summary = tokenize_corpus(shards, out, config=settings.tokenize, settings=settings)
     except (StorageUnreachableError, LookupError, FileNotFoundError) as error:
         console.print(f"[red]cannot tokenize:[/red] {error}")
         raise typer.Exit(2) from error
@@ -389,6 +425,7 @@ def demo(
     encoder_steps: Annotated[int, typer.Option(help="Stage-1 optimiser steps.", min=1)] = 100,
     codec_steps: Annotated[int, typer.Option(help="Stage-2 optimiser steps.", min=1)] = 60,
     workers: Annotated[int, typer.Option(help="Ray Train workers (CPU).", min=1)] = 2,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """The main job on embedded defaults, as the Prefect flow `build_tokens`: sample corpus → shards →
     stage 1 (tiny) → stage 2 (tiny) → evaluate → promote → tokenize → stats (about 10 minutes on 2 CPU cores).
@@ -403,6 +440,7 @@ def demo(
         encoder_steps=encoder_steps,
         codec_steps=codec_steps,
         train_workers=workers,
+        ray_address=ray_address,
     )
     result = build_tokens(config)
     print_build_summary(result)
@@ -436,6 +474,17 @@ def print_build_summary(result: Any) -> None:
     console.print(table)
 
 
+def ray_authentication_hint(error: BaseException) -> str | None:
+    """What to do when a Ray cluster refused this process's token (None: `error` is something else)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not isinstance(error, ray.exceptions.AuthenticationError):
+        return None
+    return (
+        f"Ray refused the connection: {error.message}. The cluster uses token authentication: export "
+        "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the cluster's token> (or RAY_AUTH_TOKEN_PATH=<file>), as on its nodes."
+    )
+
+
 def main() -> None:
     # speechtok runs offline by default: Prefect's usage telemetry would only log failed network calls.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -444,7 +493,13 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted; re-run the same command to resume")
         sys.exit(130)
+    except Exception as error:
+        hint = ray_authentication_hint(error)
+        if hint is None:
+            raise
+        console.print(f"[red]cannot join the Ray cluster:[/red] {hint}", highlight=False)
+        sys.exit(2)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m flows.cli ...` is the same as the `speechtok` script
     main()

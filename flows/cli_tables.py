@@ -261,7 +261,6 @@ def detokenize_command(
     num_samples long."""
     from pipeline.query.detokenize import RegistryCodecs, RowSelection, clip_name, detokenize, select_rows
     from pipeline.query.table import QueryError, TokenTableNotFoundError, open_token_table
-    from storage.fs import local_scratch
     from storage.mlflow_io import use_tracking_uri
 
     settings = _settings(settings_file, {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}})
@@ -272,9 +271,9 @@ def detokenize_command(
     destination = output or (clip_name(utterance) if utterance is not None else "detokenized")
     try:
         use_tracking_uri(settings.tracking_uri())
-        with open_token_table(out, settings.s3) as table, local_scratch("speechtok-codecs-") as scratch:
+        with open_token_table(out, settings.s3) as table:
             rows = select_rows(table, selection)
-            written = detokenize(rows, RegistryCodecs(scratch), destination, settings.s3, single_file=bool(utterance))
+            written = detokenize(rows, RegistryCodecs(), destination, settings.s3, single_file=bool(utterance))
     except (QueryError, LookupError, ValueError, TokenTableNotFoundError, StorageUnreachableError) as error:
         raise _fail("cannot detokenize", error) from error
     listing = Table("utterance_id", "model", "sample rate", "seconds", "file", title="detokenized")

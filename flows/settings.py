@@ -1,10 +1,15 @@
 """The one typed configuration of speechtok, merged from (highest first) CLI flags, environment
 variables (`SPEECHTOK_...`, nested with `__`, e.g. `SPEECHTOK_SHARD__MAX_SECONDS=12`), a YAML file
-(`--config speechtok.yaml`) and the defaults below. S3 credentials also come from the standard AWS
-variables and config files (read by boto3 itself)."""
+(`--settings speechtok.yaml`) and the defaults below.
+
+The standard variables of each external system are honoured too, below speechtok's own: `MLFLOW_TRACKING_URI`
+(when `mlflow.tracking_uri` is unset), `AWS_*` and AWS config files for S3 (resolved by botocore in each
+process, see `storage.settings`), `RAY_ADDRESS` (read by `ray.init`) and `PREFECT_API_URL` (read by Prefect).
+So the same commands run on a laptop or a cluster; only the environment differs (issue 10)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,12 @@ from pydantic_settings import (
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.promote.gate import GateConfig
 from pipeline.sharding.config import ShardConfig
+from pipeline.tokenize.config import TokenizeConfig
 from storage.mlflow_io import default_tracking_uri
 from storage.settings import S3Settings
 from training.settings import MLflowSettings, TrainSettings
+
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
 
 class Settings(BaseSettings):
@@ -36,10 +44,17 @@ class Settings(BaseSettings):
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
 
     def tracking_uri(self) -> str:
-        """The configured MLflow URI, else SQLite under the (local) storage root."""
-        return self.mlflow.tracking_uri or default_tracking_uri(self.storage_root)
+        """`mlflow.tracking_uri`, else `MLFLOW_TRACKING_URI`, else SQLite under the (local) storage root."""
+        configured = self.mlflow.tracking_uri or os.environ.get(TRACKING_URI_VARIABLE)
+        if configured:
+            return configured
+        try:
+            return default_tracking_uri(self.storage_root)
+        except ValueError as error:
+            raise ValueError(f"{error}, or export {TRACKING_URI_VARIABLE}") from error
 
     @classmethod
     def settings_customise_sources(

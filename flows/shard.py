@@ -26,7 +26,7 @@ from pipeline.sharding.manifest import ManifestSummary, read_completed, write_ma
 from pipeline.sharding.plan import assign_holdout, plan_shards, shard_digest
 from pipeline.sharding.records import FilePlan, Rejection, ShardPlan, SourceFile
 from pipeline.sharding.writer import ShardResult, write_shard
-from storage.fs import Location, check_reachable, open_location
+from storage.fs import Location, check_reachable, is_transient_storage_error, open_location
 from storage.settings import S3Settings
 
 _IO_RETRIES = 2
@@ -35,9 +35,7 @@ _IO_RETRIES = 2
 def is_transient_io_error(task: object, task_run: TaskRun, state: State) -> bool:
     """Retry network/filesystem hiccups, not bugs or missing files (those fail the same way again)."""
     error = state.result(raise_on_failure=False)
-    return isinstance(error, OSError | TimeoutError | ConnectionError) and not isinstance(
-        error, FileNotFoundError | IsADirectoryError | PermissionError
-    )
+    return isinstance(error, BaseException) and is_transient_storage_error(error)
 
 
 @task(

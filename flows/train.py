@@ -7,11 +7,13 @@ from prefect.runtime import flow_run
 
 from flows.settings import Settings, load_settings
 from storage.fs import open_location
+from storage.mlflow_io import use_tracking_uri
 from training.configs import preset
 from training.data import DataConfig
 from training.job import Stage, TrainJob
 from training.launch import Scaling, TrainResult, default_run_name, train
 from training.optim import OptimConfig
+from training.registry import pin_version
 
 
 def build_job(
@@ -24,9 +26,16 @@ def build_job(
     run_name: str | None = None,
     fail_at_step: int | None = None,
 ) -> TrainJob:
-    """Resolve a stage's job from the settings (preset, steps, batch, crop, optimiser, storage)."""
+    """Resolve a stage's job from the settings (preset, steps, batch, crop, optimiser, storage).
+
+    A stage-2 encoder alias is pinned here, on the driver, to the version it names now (recorded in the run and
+    the default run name), so a re-run after the alias moved starts a new run instead of silently switching.
+    """
     options = settings.train
     model = preset(model_preset, options.sample_rate)
+    if stage == "codec" and encoder_uri:
+        use_tracking_uri(settings.tracking_uri())
+        encoder_uri = pin_version(encoder_uri).model_uri
     name = run_name or default_run_name(stage, model_preset, options.sample_rate, shards, encoder_uri)
     return TrainJob(
         stage=stage,
@@ -52,6 +61,8 @@ def build_job(
 def _run(job: TrainJob, scaling: Scaling) -> TrainResult:
     logger = get_run_logger()
     logger.info("training %s (%s) as run %s with %d workers", job.stage, job.model.name, job.run_name, scaling.workers)
+    if job.encoder_uri:
+        logger.info("stage-1 encoder: %s", job.encoder_uri)
     result = train(job, scaling, extra_tags={"prefect.flow_run_id": str(flow_run.get_id())})
     logger.info("registered %s (alias candidate) after %d steps", result.registered.model_uri, result.steps)
     return result

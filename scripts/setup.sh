@@ -9,21 +9,23 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 
-if ! command -v espeak-ng >/dev/null 2>&1; then
+# Debian packages: espeak-ng (sample-corpus voices), PostgreSQL (the MLflow server of the two-host cluster test,
+# tests/cluster; its server binaries live in /usr/lib/postgresql/*/bin) and docker-compose (tests/infra validate
+# infra/compose.yaml with `docker-compose config`; no container engine needed).
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    echo "setup: installing espeak-ng (sample-corpus voices)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null \
-      || echo "setup: espeak-ng could not be installed; the sample corpus will use the built-in synthetic voices"
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || echo "setup: could not install ${missing[*]}; without espeak-ng synthetic voices are used, without" \
+        "PostgreSQL the cluster test and without docker-compose its compose check are skipped"
   else
-    echo "setup: espeak-ng not installed and apt-get unavailable; the sample corpus uses synthetic voices"
+    echo "setup: ${missing[*]} not installed and apt-get unavailable (or not root): without espeak-ng synthetic" \
+      "voices are used, without PostgreSQL the cluster test and without docker-compose its compose check are skipped"
   fi
-fi
-
-# docker-compose: tests/infra validate infra/compose.yaml with `docker-compose config` (no engine needed).
-if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-  echo "setup: installing docker-compose (validates infra/compose.yaml in the tests)"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
-    || echo "setup: docker-compose could not be installed; its check in tests/infra will be skipped"
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import fsspec
+import pyarrow.fs
 from fsspec.implementations.local import LocalFileSystem
 
 from storage.settings import S3Settings
@@ -22,6 +23,27 @@ from storage.settings import S3Settings
 
 class StorageUnreachableError(RuntimeError):
     """The location cannot be reached (bad endpoint, credentials or bucket); raised before any work starts."""
+
+
+# Fail the same way on every attempt: retrying them only delays the real error.
+_PERMANENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level error types of the S3 stack (botocore, aiohttp), which are not all `OSError`s."""
+    from aiohttp import ClientConnectionError, ClientPayloadError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ReadTimeoutError
+
+    return (BotoConnectionError, ReadTimeoutError, ClientConnectionError, ClientPayloadError)
+
+
+def is_transient_storage_error(error: BaseException) -> bool:
+    """A network or service hiccup worth retrying (reset connection, timeout, throttling, 5xx), as opposed to a
+    missing file, denied access or damaged data, which fail the same way again (issue 10)."""
+    if isinstance(error, _PERMANENT_OS_ERRORS):
+        return False
+    return isinstance(error, (OSError, TimeoutError, *_transport_errors()))
 
 
 @dataclass(frozen=True)
@@ -95,15 +117,32 @@ class Location:
         # S3 has no directories: nothing to create.
 
 
+def s3_filesystem(s3: S3Settings | None = None) -> fsspec.AbstractFileSystem:
+    """The s3fs filesystem of `s3` (AWS defaults filled in by botocore); every S3 access goes through one."""
+    fs = fsspec.filesystem("s3", **(s3 or S3Settings()).storage_options())
+    # Don't let a stale listing from a previous run hide files written since.
+    fs.invalidate_cache()
+    return fs
+
+
+def arrow_filesystem(location: Location) -> pyarrow.fs.FileSystem:
+    """A pyarrow filesystem over `location` (what Ray Train's `RunConfig(storage_filesystem=...)` takes).
+
+    S3 goes through the same s3fs filesystem as everything else (`PyFileSystem(FSSpecHandler(...))`), so it
+    honours the same settings and AWS variables; pyarrow's own S3 client would ignore `AWS_ENDPOINT_URL` and
+    mixes credential sources (issue 10). It pickles: a Ray worker rebuilds the s3fs filesystem from the same
+    options, resolving whatever is not set explicitly from its own environment.
+    """
+    if location.is_local:
+        return pyarrow.fs.LocalFileSystem()
+    return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(location.fs))
+
+
 def open_location(url: str | os.PathLike[str], s3: S3Settings | None = None) -> Location:
     """Resolve a local path or `s3://bucket/prefix` into a `Location` (no I/O yet)."""
     text = os.fspath(url)
     if text.startswith("s3://"):
-        options = (s3 or S3Settings()).storage_options()
-        fs = fsspec.filesystem("s3", **options)
-        # Don't let a stale listing from a previous run hide files written since.
-        fs.invalidate_cache()
-        return Location(url=text, fs=fs, root=text[len("s3://") :].rstrip("/"))
+        return Location(url=text, fs=s3_filesystem(s3), root=text[len("s3://") :].rstrip("/"))
     if "://" in text and not text.startswith("file://"):
         raise ValueError(f"unsupported location {text!r}: use a local path or an s3://bucket/prefix URL")
     local = Path(text.removeprefix("file://")).expanduser().resolve()
@@ -129,11 +168,16 @@ def check_reachable(location: Location, *, must_exist: bool) -> None:
     except StorageUnreachableError:
         raise
     except Exception as error:  # botocore/aiohttp raise a zoo of types; all mean "cannot use this URL"
-        endpoint = getattr(location.fs, "client_kwargs", {}).get("endpoint_url") or "AWS default endpoint"
+        endpoint = getattr(location.fs, "client_kwargs", {}).get("endpoint_url") or _environment_endpoint()
         raise StorageUnreachableError(
             f"cannot reach {location.url} (endpoint {endpoint}): {type(error).__name__}: {error}. "
             "Check --s3-endpoint / AWS_ENDPOINT_URL, the AWS credentials and the bucket name."
         ) from error
+
+
+def _environment_endpoint() -> str:
+    """The endpoint botocore takes from the environment, for messages."""
+    return S3Settings().endpoint() or "AWS default endpoint"
 
 
 def publish_file(local_file: Path, location: Location, *parts: str) -> None:

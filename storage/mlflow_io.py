@@ -1,14 +1,17 @@
 """MLflow tracking and registry access: runs, logged models, registered versions and aliases.
 
-Nothing else in speechtok talks to MLflow directly (STYLE: storage knows where bytes live). The default
-tracking store is SQLite under the storage root, which works offline; any MLflow URI can be configured.
+Nothing else in speechtok talks to MLflow directly (STYLE: storage knows where bytes live; issue 10: one door per
+external system): the driver's runs (start, resume, params, tags, artifacts, end), the metrics Ray Train workers
+log into the driver's run, and the registry. The default tracking store is SQLite under the storage root, which
+works offline; `MLFLOW_TRACKING_URI` or `mlflow.tracking_uri` select a tracking server (required on a cluster).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -17,6 +20,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -24,7 +28,10 @@ CODEC_MODEL_NAME = "speechtok-codec"
 ENCODER_MODEL_NAME = "speechtok-encoder"
 CANDIDATE_ALIAS = "candidate"
 PRODUCTION_ALIAS = "production"
-_MODEL_CODE = Path(__file__).resolve().parent.parent / "training" / "mlflow_codec.py"
+_TRAINING_PACKAGE = Path(__file__).resolve().parent.parent / "training"
+_MODEL_CODE = _TRAINING_PACKAGE / "mlflow_codec.py"
+_MAX_PARAMS_PER_CALL = 100  # MLflow's limit per log_batch
+RUN_KEY_TAG = "speechtok.run_name"  # the stable name a re-run resumes by
 
 
 def default_tracking_uri(storage_root: str) -> str:
@@ -73,9 +80,10 @@ class RegisteredVersion:
     model_uri: str  # models:/name/version
 
 
-# What the pyfunc loader imports, pinned to the versions that wrote the model. Declared rather than inferred:
-# MLflow's inference guesses from the modules a trial load imports.
-_RUNTIME_PACKAGES = ("mlflow", "torch", "torchaudio", "numpy", "soundfile")
+# What the pyfunc loader imports besides speechtok's own `training` package (shipped with the model as a code
+# path), pinned to the versions that wrote the model. Declared rather than inferred: MLflow's inference guesses
+# from the modules a trial load imports.
+_RUNTIME_PACKAGES = ("mlflow", "torch", "torchaudio", "numpy", "PyYAML", "pydantic")
 
 
 def _pip_requirements() -> list[str]:
@@ -86,15 +94,23 @@ def log_and_register(
     directory: Path, artifact_key: str, registered_name: str, alias: str, tags: dict[str, str] | None = None
 ) -> RegisteredVersion:
     """Log `directory` (weights + config written by speechtok) as a pyfunc model in the active run,
-    register it under `registered_name` and point `alias` at the new version."""
+    register it under `registered_name` and point `alias` at the new version.
+
+    The model declares speechtok itself: the `training` package goes with it as a code path (MLflow puts it on
+    `sys.path` at load time), so `mlflow.pyfunc.load_model("models:/name/N")` works where speechtok is not
+    installed, given the pinned pip requirements.
+    """
     with tempfile.TemporaryDirectory() as staging:
         # MLflow stores an artifact directory under its base name: stage it as `artifact_key`.
         named = Path(staging) / artifact_key
         shutil.copytree(directory, named)
+        code = Path(staging) / "code" / _TRAINING_PACKAGE.name
+        shutil.copytree(_TRAINING_PACKAGE, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         info = mlflow.pyfunc.log_model(
             name=artifact_key,
             python_model=str(_MODEL_CODE),
             artifacts={artifact_key: str(named)},
+            code_paths=[str(code)],
             registered_model_name=registered_name,
             pip_requirements=_pip_requirements(),
         )
@@ -236,8 +252,10 @@ class TrackedRun:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
 
-    def log_params(self, params: dict[str, object]) -> None:
-        mlflow.log_params({key: str(value) for key, value in params.items()})
+    def log_params(self, params: Mapping[str, object]) -> None:
+        items = [(key, str(value)) for key, value in params.items()]
+        for start in range(0, len(items), _MAX_PARAMS_PER_CALL):
+            mlflow.log_params(dict(items[start : start + _MAX_PARAMS_PER_CALL]))
 
     def log_metrics(self, metrics: dict[str, float], model_id: str | None = None) -> None:
         """Log run metrics; with `model_id` (a registered version's logged model, MLflow 3) they are also linked
@@ -264,3 +282,54 @@ def tracked_run(experiment: str, run_name: str, tags: dict[str, str] | None = No
     ensure_experiment(experiment)
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         yield TrackedRun(run.info.run_id)
+
+
+def unfinished_run(experiment: str, run_key: str) -> RunRecord | None:
+    """The newest run of `experiment` tagged `speechtok.run_name = run_key` that did not finish (None: none)."""
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = MlflowClient().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    return RunRecord(
+        run.info.run_id, dict(run.data.metrics), dict(run.data.params), dict(run.data.tags), run.info.start_time
+    )
+
+
+@contextmanager
+def resumable_run(
+    experiment: str, run_key: str, tags: dict[str, str], params: Mapping[str, object]
+) -> Iterator[TrackedRun]:
+    """Resume the unfinished run of `experiment` named `run_key` (a re-run of a crashed job continues its run),
+    or start one with `tags` and `params`; it ends FINISHED, or FAILED when the body raises."""
+    ensure_experiment(experiment)
+    previous = unfinished_run(experiment, run_key)
+    if previous is not None:
+        started = mlflow.start_run(run_id=previous.run_id)
+    else:
+        started = mlflow.start_run(run_name=run_key, tags={RUN_KEY_TAG: run_key, **tags})
+    with started as run:
+        tracked = TrackedRun(run.info.run_id)
+        if previous is None:
+            tracked.log_params(params)
+        yield tracked
+
+
+class RunMetrics:
+    """Metric logging into an existing run by id, from another process (a Ray Train worker): the driver owns the
+    run's lifecycle, the chief worker streams its step metrics into it."""
+
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        self.run_id = run_id
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(key, float(v), now, step) for key, v in metrics.items()])

@@ -16,6 +16,20 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+# `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which speechtok's settings honour (issue 10): clear it
+# for every module (before its fixtures) and every test, so one test's registry never becomes another's default.
+@pytest.fixture(scope="module", autouse=True)
+def _no_inherited_tracking_uri_per_module() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """A temporary Prefect API (own SQLite database) for every flow run in the session."""

@@ -45,6 +45,7 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.yaml"
 META_FILE = "codec.json"
+ARTIFACT_KEY = "codec"  # the MLflow artifact a registered codec's saved directory is logged under
 # Equal-length chunks per *decoder* forward, to bound memory on long files: one 14.4 s chunk of the paper
 # generator holds several 64 × 345 600 fp32 maps (≈ 88 MB each) in its last MRF. (The encoder's batch shape is
 # part of the encoding policy.)

@@ -15,6 +15,7 @@ CONFIG_FILE = "config.yaml"
 META_FILE = "encoder.json"
 FORMAT_NAME = "speechtok-encoder"
 FORMAT_VERSION = 1
+ARTIFACT_KEY = "encoder"  # the MLflow artifact a registered encoder's saved directory is logged under
 
 
 def save_encoder(encoder: Encoder, config: CodecConfig, directory: Path, step: int) -> Path:

@@ -21,5 +21,6 @@ class TrainSettings(BaseModel):
 
 class MLflowSettings(BaseModel):
     tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking URI; default sqlite:///<storage_root>/mlflow.db"
+        default=None,
+        description="MLflow tracking URI; else MLFLOW_TRACKING_URI, else sqlite:///<storage_root>/mlflow.db",
     )

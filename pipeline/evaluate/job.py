@@ -13,16 +13,9 @@ from pipeline.evaluate.report import write_report
 from pipeline.evaluate.run import Evaluation, evaluate_codec
 from pipeline.evaluate.tracking import log_evaluation, run_name, run_tags
 from storage.fs import check_reachable, local_scratch, open_location
-from storage.mlflow_io import (
-    PRODUCTION_ALIAS,
-    RegisteredVersion,
-    alias_version,
-    download_model_artifact,
-    resolve_version,
-    tracked_run,
-)
+from storage.mlflow_io import PRODUCTION_ALIAS, RegisteredVersion, alias_version, tracked_run
 from storage.settings import S3Settings
-from training.codec import Codec
+from training.registry import load_codec
 
 
 @dataclass(frozen=True)
@@ -56,13 +49,13 @@ def evaluate_model(
     config = config or EvaluateConfig()
     location = open_location(shards_url, s3)
     check_reachable(location, must_exist=True)
-    version = resolve_version(model_uri)
+    loaded = load_codec(model_uri)
+    version, codec = loaded.version, loaded.codec
     with local_scratch("speechtok-evaluate-") as scratch:
-        codec = Codec.load(download_model_artifact(version.model_uri, "codec", scratch / "model"))
         production = None
         current = alias_version(version.name, PRODUCTION_ALIAS) if config.compare_production else None
         if current is not None and current.version != version.version:
-            production = Codec.load(download_model_artifact(current.model_uri, "codec", scratch / "production"))
+            production = load_codec(current.model_uri).codec
         selection = select_holdout(location, config)
         references: dict[str, ClipReference] = {}
         if config.corpus is not None:

@@ -7,16 +7,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.query.table import TokenTable, run_query
-from storage.mlflow_io import download_model_artifact
 from storage.outputs import FileTarget, open_file_target, write_wav
 from storage.settings import S3Settings
 from training.codec import Codec
+from training.registry import load_codec
 
 # What a selected row must carry to be decoded (`SELECT * FROM tokens ...` has them all).
 REQUIRED_COLUMNS = (
@@ -142,17 +141,13 @@ class RegistryCodecs:
     MLflow must already point at the registry that holds the versions (`storage.mlflow_io.use_tracking_uri`).
     """
 
-    def __init__(self, scratch: Path) -> None:
-        self.scratch = scratch
+    def __init__(self) -> None:
         self._loaded: dict[tuple[str, int], Codec] = {}
 
     def __call__(self, name: str, version: int) -> Codec:
         key = (name, version)
         if key not in self._loaded:
-            destination = self.scratch / f"{name}-v{version}"
-            destination.mkdir(parents=True, exist_ok=True)
-            directory = download_model_artifact(f"models:/{name}/{version}", "codec", destination)
-            self._loaded[key] = Codec.load(directory)
+            self._loaded[key] = load_codec(f"models:/{name}/{version}").codec
         return self._loaded[key]
 
 

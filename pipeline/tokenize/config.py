@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from storage.mlflow_io import CODEC_MODEL_NAME, PRODUCTION_ALIAS
+
+DEFAULT_MODEL_URI = f"models:/{CODEC_MODEL_NAME}@{PRODUCTION_ALIAS}"
+
 
 class TokenizeConfig(BaseModel):
-    """How shards are decoded and encoded on Ray Data, and how token tables are written."""
+    """How shards are decoded and encoded on Ray Data, and how token tables are written.
 
+    Part of the speechtok settings (`tokenize:` in the YAML, `SPEECHTOK_TOKENIZE__WORKERS=4`, ...), so a Prefect
+    deployment's worker configures its runs through its environment alone.
+    """
+
+    model_uri: str = Field(
+        default=DEFAULT_MODEL_URI,
+        description="codec to tokenize with; an alias is resolved once per run, and the version is what is recorded",
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster (host:port or ray://host:10001); default RAY_ADDRESS, else local Ray"
+    )
     workers: int = Field(default=1, ge=1, description="codec actors (one per GPU, or CPU actors)")
     gpus_per_worker: float = Field(default=0.0, ge=0, description="GPUs per actor; fractions share a GPU")
     cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs reserved per codec actor")

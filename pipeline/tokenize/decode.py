@@ -2,14 +2,19 @@
 
 `read_shard` is the `flat_map` UDF: one input row per shard, one output row per sample. A shard that cannot be
 read (broken tar, undecodable FLAC, fewer samples than the manifest lists) ends with an *error row* naming the
-reason, so the driver records the shard as rejected and the other shards carry on. Audio travels as raw
-float32 bytes: a plain Arrow binary column, whatever the clip lengths.
+reason, so the driver records the shard as rejected and the other shards carry on. A transient storage error
+(a reset connection, a timeout, an S3 5xx) is not damage: the read is retried from the sample it reached, and only
+if the store stays unreachable does the task fail (and with it the run, which a re-run resumes) (issue 10). Audio
+travels as raw float32 bytes: a plain Arrow binary column, whatever the clip lengths.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import logging
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +24,18 @@ import soundfile
 import torch
 import torchaudio.functional as AF
 
-from storage.fs import open_location
+from storage.fs import is_transient_storage_error, open_location
 from storage.settings import S3Settings
 from storage.webdataset_io import iter_samples
 
+logger = logging.getLogger(__name__)
+
 # What a damaged shard raises: tarfile for broken archives, soundfile (a RuntimeError) for broken FLAC,
-# ValueError/KeyError for samples without audio, OSError/EOFError for truncated streams.
+# ValueError/KeyError for samples without audio, EOFError for truncated streams, and the OSErrors that are not
+# transient (a missing or unreadable file).
 SHARD_READ_ERRORS = (tarfile.TarError, RuntimeError, ValueError, KeyError, OSError, EOFError)
+READ_ATTEMPTS = 4  # the first read and three retries, waiting 1, 2 and 4 s: rides out a brief outage
+_RETRY_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,14 +80,26 @@ def read_shard(row: dict[str, Any], *, shards_url: str, s3: S3Settings | None, t
     shard, path, expected = str(row["shard"]), str(row["path"]), int(row["expected"])
     location = open_location(shards_url, s3)
     count = 0
-    try:
-        for sample in iter_samples(location, [path]):
-            audio = decode_sample(sample, target_rate)
-            count += 1
-            yield {"key": sample["__key__"], "shard": shard, "audio": audio.tobytes(), "error": ""}
-    except SHARD_READ_ERRORS as error:
-        yield error_row(shard, f"unreadable shard {location.url_of(path)}: {type(error).__name__}: {error}")
-        return
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            # A retry re-opens the shard and skips the samples already emitted, so no row is duplicated.
+            for sample in itertools.islice(iter_samples(location, [path]), count, None):
+                audio = decode_sample(sample, target_rate)
+                count += 1
+                yield {"key": sample["__key__"], "shard": shard, "audio": audio.tobytes(), "error": ""}
+            break
+        except Exception as error:  # sorted below: transient (retry), damage (reject), anything else (a bug: raise)
+            if not is_transient_storage_error(error):
+                if not isinstance(error, SHARD_READ_ERRORS):
+                    raise
+                yield error_row(shard, f"unreadable shard {location.url_of(path)}: {type(error).__name__}: {error}")
+                return
+            if attempt == READ_ATTEMPTS:
+                raise  # the store, not the shard, is the problem: fail the task rather than reject good data
+            wait = _RETRY_WAIT_S * 2 ** (attempt - 1)
+            url = location.url_of(path)
+            logger.warning("reading %s: %r; retrying in %.0f s from sample %d", url, error, wait, count)
+            time.sleep(wait)
     if count != expected:
         yield error_row(
             shard, f"{location.url_of(path)} holds {count} samples but manifest/segments.parquet lists {expected}"

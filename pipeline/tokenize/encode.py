@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from training.codec import Codec
+from training.registry import ModelFiles
 
 
 class CodecEncoder:
     """Ray Data `map_batches` callable class: the codec is loaded once per actor, then each call encodes a batch.
+
+    `codec` is the registered version's files (`training.registry.ModelFiles`), or a Ray object reference to them:
+    the driver puts them in the object store once, and each actor, wherever it runs, writes them into its own
+    scratch folder to load them. Nothing names a path on the driver, which another node could not open (issue 10).
 
     Input batch (numpy format): `key`, `shard`, `audio` (float32 bytes at the codec rate), `error`.
     Output: `key`, `shard`, `tokens` (uint16 bytes, frame-major: [n_frames, tokens_per_frame] flattened),
@@ -27,7 +30,7 @@ class CodecEncoder:
 
     def __init__(
         self,
-        codec_dir: str,
+        codec: ModelFiles | Any,
         batch_seconds: float = 120.0,
         chunks_per_forward: int | None = None,
         device: str | None = None,
@@ -38,7 +41,8 @@ class CodecEncoder:
             # Ray only sets OMP_NUM_THREADS for whole-CPU reservations; with fractional ones torch would start a
             # thread per core in every actor and oversubscribe the machine (2 actors on 2 cores ran 3x slower).
             torch.set_num_threads(threads)
-        self.codec = Codec.load(Path(codec_dir), map_location=chosen)
+        files = codec if isinstance(codec, ModelFiles) else _from_object_store(codec)
+        self.codec = files.load_codec(map_location=chosen)
         if chunks_per_forward is not None:  # a different batch shape is a different (recorded) policy
             field = "cuda_batch_chunks" if self.codec.device.type == "cuda" else "cpu_batch_chunks"
             self.codec.encoding = replace(self.codec.encoding, **{field: chunks_per_forward})
@@ -85,3 +89,13 @@ class CodecEncoder:
                 current = []
             current.append(i)
         return [*groups, current] if current else groups
+
+
+def _from_object_store(reference: Any) -> ModelFiles:
+    """The `ModelFiles` behind a Ray object reference (Ray resolves only top-level actor arguments itself)."""
+    import ray
+
+    files = ray.get(reference)
+    if not isinstance(files, ModelFiles):
+        raise TypeError(f"CodecEncoder needs a codec's ModelFiles (or a reference to them), got {type(files).__name__}")
+    return files

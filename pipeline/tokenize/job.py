@@ -9,7 +9,6 @@ killed run re-run finishes the rest; the table manifest is rewritten last from t
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -34,20 +33,14 @@ from pipeline.tokenize.table import (
     write_shard_table,
 )
 from pipeline.tokenize.tracking import JOB_TAGS, log_job_inputs, log_job_result, run_name
-from storage.fs import Location, check_reachable, local_scratch, open_location
-from storage.mlflow_io import (
-    CODEC_MODEL_NAME,
-    PRODUCTION_ALIAS,
-    download_model_artifact,
-    resolve_version,
-    tracked_run,
-)
+from storage.fs import Location, check_reachable, open_location
+from storage.mlflow_io import PRODUCTION_ALIAS, tracked_run
 from storage.parquet_io import read_table
 from storage.settings import S3Settings
 from storage.webdataset_io import list_shards
+from training.registry import ModelFiles, fetch_codec
 
 logger = logging.getLogger(__name__)
-DEFAULT_MODEL_URI = f"models:/{CODEC_MODEL_NAME}@{PRODUCTION_ALIAS}"
 SEGMENTS_MANIFEST = ("manifest", "segments.parquet")
 
 
@@ -80,10 +73,10 @@ class TokenizeSummary:
         return self.audio_seconds_this_run / self.wall_seconds if self.wall_seconds else 0.0
 
 
-def resolve_model(model_uri: str) -> tuple[str, str]:
-    """`models:/name@alias` or `models:/name/N` → (name, version), with a fix in the error when it is unknown."""
+def fetch_model(model_uri: str) -> ModelFiles:
+    """Resolve `model_uri` once and fetch that version's files, with the fix in the error when it is unknown."""
     try:
-        registered = resolve_version(model_uri)
+        return fetch_codec(model_uri)
     except LookupError as error:
         name = model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
         raise LookupError(
@@ -91,16 +84,15 @@ def resolve_model(model_uri: str) -> tuple[str, str]:
             f"version {name}@candidate registered by `speechtok train-codec`, through the quality gate), "
             f"or pass --model models:/{name}/VERSION explicitly."
         ) from error
-    return registered.name, registered.version
 
 
-def model_info(model_uri: str, name: str, version: str, codec_dir: Path) -> ModelInfo:
+def model_info(model_uri: str, files: ModelFiles) -> ModelInfo:
     """The token contract as saved with the codec (`codec.json`), not re-declared here (STYLE rule 6)."""
-    meta = json.loads((codec_dir / "codec.json").read_text())
+    meta = files.meta()
     return ModelInfo(
         uri=model_uri,
-        name=name,
-        version=version,
+        name=files.version.name,
+        version=files.version.version,
         tokens_per_frame=int(meta["tokens_per_frame"]),
         frame_rate=float(meta["frame_rate"]),
         sample_rate=int(meta["sample_rate"]),
@@ -111,32 +103,33 @@ def model_info(model_uri: str, name: str, version: str, codec_dir: Path) -> Mode
 def tokenize_shards(
     shards_url: str,
     out_url: str,
-    model_uri: str = DEFAULT_MODEL_URI,
+    model_uri: str | None = None,
     config: TokenizeConfig | None = None,
     s3: S3Settings | None = None,
 ) -> TokenizeSummary:
     """Tokenize every shard of a `speechtok shard` output (all splits, hold-out included) into `out_url`.
 
-    MLflow must already point at the registry holding `model_uri` (`storage.mlflow_io.use_tracking_uri`).
-    Damaged shards are rejected with their reason (summary, table manifest, MLflow) and the others finish.
+    `model_uri` defaults to `config.model_uri`. MLflow must already point at the registry holding it
+    (`storage.mlflow_io.use_tracking_uri`); Ray is the running instance, else `config.ray_address`, else
+    `RAY_ADDRESS`, else a local one. Damaged shards are rejected with their reason (summary, table manifest,
+    MLflow) and the others finish.
     """
     config = config or TokenizeConfig()
+    model_uri = model_uri or config.model_uri
     started = time.perf_counter()
     shards, out = open_location(shards_url, s3), open_location(out_url, s3)
     check_reachable(shards, must_exist=True)
     check_reachable(out, must_exist=False)
-    name, version = resolve_model(model_uri)
+    files = fetch_model(model_uri)  # the alias is resolved here, once; everything below names the version
+    model = model_info(model_uri, files)
     segments = read_table(shards, *SEGMENTS_MANIFEST)
-    with local_scratch("speechtok-codec-") as scratch:
-        codec_dir = download_model_artifact(f"models:/{name}/{version}", "codec", scratch)
-        model = model_info(model_uri, name, version, codec_dir)
-        table_url = out.url_of(version_dir(model))
-        with tracked_run(config.experiment, run_name(model), tags=JOB_TAGS) as run:
-            segments_url = shards.url_of(*SEGMENTS_MANIFEST)
-            log_job_inputs(run, model, config, shards_url, table_url, segments_url, segments)
-            summary, manifest = _tokenize(shards_url, shards, out, segments, model, codec_dir, config, s3, started)
-            summary = replace(summary, run_id=run.run_id)
-            log_job_result(run, summary, manifest)
+    table_url = out.url_of(version_dir(model))
+    with tracked_run(config.experiment, run_name(model), tags=JOB_TAGS) as run:
+        segments_url = shards.url_of(*SEGMENTS_MANIFEST)
+        log_job_inputs(run, model, config, shards_url, table_url, segments_url, segments)
+        summary, manifest = _tokenize(shards_url, shards, out, segments, model, files, config, s3, started)
+        summary = replace(summary, run_id=run.run_id)
+        log_job_result(run, summary, manifest)
     return summary
 
 
@@ -146,7 +139,7 @@ def _tokenize(
     out: Location,
     segments: pa.Table,
     model: ModelInfo,
-    codec_dir: Path,
+    codec: ModelFiles,
     config: TokenizeConfig,
     s3: S3Settings | None,
     started: float,
@@ -162,7 +155,7 @@ def _tokenize(
     tasks = [ShardTask(shard, paths[shard], per_shard[shard].num_rows) for shard in pending]
     # Ray workers do not share the driver's working directory: hand them an absolute location.
     absolute = shards.url_of()
-    rejected = _run_pipeline(tasks, per_shard, absolute, s3, out, model, codec_dir, config) if tasks else []
+    rejected = _run_pipeline(tasks, per_shard, absolute, s3, out, model, codec, config) if tasks else []
     rejected_names = {r.shard for r in rejected}
     files = [
         describe_file(out, model, "/".join(_parts(model, rows)[1:]), shard, rows.column("split")[0].as_py())
@@ -199,12 +192,12 @@ def _run_pipeline(
     s3: S3Settings | None,
     out: Location,
     model: ModelInfo,
-    codec_dir: Path,
+    codec: ModelFiles,
     config: TokenizeConfig,
 ) -> list[RejectedShard]:
     """Stream the pending shards through Ray Data and write each shard's file as soon as it is complete."""
     if not ray.is_initialized():
-        ray.init()  # a local instance, as Ray Data would start; pass an address by calling ray.init first
+        ray.init(address=config.ray_address)  # None: RAY_ADDRESS, else a local instance
     threads = max(1, int(config.cpus_per_worker))  # what the user reserved, before any fitting below
     fitted = config.fit_to_cluster(float(ray.cluster_resources().get("CPU", 1.0)))
     if fitted != config:
@@ -216,6 +209,8 @@ def _run_pipeline(
             fitted.cpus_per_worker,
         )
         config = fitted
+    # The codec reaches every actor through the object store, put once (issue 10: no driver-local paths).
+    codec_ref = ray.put(codec)
     durations = pc.mean(pa.concat_tables([per_shard[t.shard] for t in tasks]).column("duration_s")).as_py()
     dataset = (
         ray.data.from_items([t.as_row() for t in tasks], override_num_blocks=len(tasks))
@@ -227,7 +222,7 @@ def _run_pipeline(
         .map_batches(
             CodecEncoder,
             fn_constructor_kwargs={
-                "codec_dir": str(codec_dir),
+                "codec": codec_ref,
                 "batch_seconds": config.batch_seconds,
                 "chunks_per_forward": config.chunks_per_forward,
                 "threads": threads,

@@ -18,6 +18,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 
+from cluster_hosts import driver_environment, mlflow_server_options, node_environment, postgres_bin
 from flows.cli import app
 from flows.evaluate import PROMOTED_EVENT, model_resource_id
 from flows.settings import Settings
@@ -138,6 +139,25 @@ def test_compose_servers_match_the_pinned_versions(compose: dict[str, Any]) -> N
     assert "--num-cpus=0" in services["ray-head"]["command"]
     ui = services["prefect-server"]["environment"]["PREFECT_UI_API_URL"]
     assert ui.startswith("http://127.0.0.1:"), "the UI runs in the host's browser: it must call the published port"
+
+
+def test_compose_stack_mirrors_the_two_host_test(compose: dict[str, Any]) -> None:
+    """The compose stack and tests/cluster run the same servers the same way: every speechtok process gets the
+    variables the cluster test exports (names, not values), MLflow gets the same server options, and PostgreSQL
+    the major version the test runs (Debian's package, where installed). The S3 servers differ by design: MinIO
+    in the stack, moto's server in the test (both speak the S3 API through AWS_ENDPOINT_URL)."""
+    node = node_environment("http://s3", "key", "secret", "http://mlflow", "token")
+    exported = driver_environment(node, "head:6379", "http://prefect/api", "s3://bucket/root")
+    assert set(compose["x-speechtok-env"]) == set(exported)
+    for name in ("ray-head", "ray-worker", "prefect-worker"):
+        assert set(compose["services"][name]["environment"]) >= set(node), name
+    compose_options = {item.split("=", 1)[0] for item in compose["services"]["mlflow"]["command"] if item[:2] == "--"}
+    test_options = {o for o in mlflow_server_options("postgresql://db", "s3://a", "h", 1, "h") if o[:2] == "--"}
+    assert compose_options == test_options
+    server = postgres_bin()
+    if server is not None:
+        major = server.parent.name  # /usr/lib/postgresql/<major>/bin
+        assert compose["services"]["postgres"]["image"].startswith(f"postgres:{major}-"), (major, "the cluster test's")
 
 
 def test_docker_compose_accepts_the_file() -> None:

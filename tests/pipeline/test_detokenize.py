@@ -85,7 +85,7 @@ def test_detokenize_one_utterance_through_the_registry(
         rows = select_rows(table, RowSelection(utterance_id=row["utterance_id"]))
     assert [r.utterance_id for r in rows] == [row["utterance_id"]]
     assert rows[0].tokens.shape == (row["n_frames"], codec.tokens_per_frame)
-    written = detokenize(rows, RegistryCodecs(tmp_path / "models"), str(tmp_path / "clip.wav"), single_file=True)
+    written = detokenize(rows, RegistryCodecs(), str(tmp_path / "clip.wav"), single_file=True)
     assert written[0].model_uri == "models:/speechtok-codec/1"
     assert_clip_is_the_decoded_row(tmp_path / "clip.wav", row, codec)
 

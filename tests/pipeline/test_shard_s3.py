@@ -14,7 +14,7 @@ from flows.shard import run_shard_corpus
 from librilight_files import seed_bad_inputs
 from pipeline.sharding.config import ShardConfig
 from shard_checks import assert_accounting, assert_shards_match_sources, read_manifest, tree_bytes
-from storage.fs import open_location
+from storage.fs import arrow_filesystem, open_location
 from storage.settings import S3Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
@@ -25,7 +25,8 @@ def test_shard_s3_to_s3_reads_back_exactly(tmp_path: Path, s3_endpoint: str, ray
     good_files = len(list(corpus.rglob("*.flac")))
     expected = seed_bad_inputs(corpus)
     (corpus / "small" / "901" / "4" / "folder.flac").rmdir()  # S3 has no directories to trip over
-    s3 = S3Settings(endpoint_url=s3_endpoint)
+    # Explicit keys travel (pickled) to the Ray workers below, whose environment predates the S3 server's.
+    s3 = S3Settings(endpoint_url=s3_endpoint, access_key_id="testing", secret_access_key="testing")  # type: ignore[arg-type]
     bucket = open_location("s3://speechtok", s3)
     bucket.fs.put(str(corpus), "speechtok/corpus", recursive=True)
 
@@ -45,17 +46,30 @@ def test_shard_s3_to_s3_reads_back_exactly(tmp_path: Path, s3_endpoint: str, ray
     assert_accounting(corpus, downloaded)
     assert_shards_match_sources(corpus, downloaded)
 
-    import pyarrow.fs
     import ray.data
 
-    s3fs_arrow = pyarrow.fs.S3FileSystem(
-        endpoint_override=s3_endpoint, access_key="testing", secret_key="testing", region="us-east-1", scheme="http"
-    )
-    dataset = ray.data.read_webdataset("speechtok/out/shards", filesystem=s3fs_arrow, decoder=None)
+    # The pyarrow filesystem comes from the same settings as every other S3 access (storage.fs, issue 10).
+    dataset = ray.data.read_webdataset("speechtok/out/shards", filesystem=arrow_filesystem(bucket), decoder=None)
     rows = dataset.take_all()
     segments, _ = read_manifest(downloaded)
     assert sorted(row["__key__"] for row in rows) == sorted(row["key"] for row in segments)
     assert all(isinstance(row["flac"], bytes) and row["flac"][:4] == b"fLaC" for row in rows)
+
+
+def test_aws_variables_alone_configure_every_s3_filesystem(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS_ENDPOINT_URL + AWS keys, nothing in speechtok's settings: s3fs and the pyarrow filesystem Ray Train
+    checkpoints through both reach the endpoint, also after pickling (what a Ray worker receives) (issue 10)."""
+    import pickle
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    location = open_location("s3://speechtok/aws-only")
+    location.write_bytes_atomic(b"through s3fs", "a.txt")
+    arrow = pickle.loads(pickle.dumps(arrow_filesystem(location)))
+    with arrow.open_output_stream("speechtok/aws-only/b.txt") as out:
+        out.write(b"through pyarrow")
+    with arrow.open_input_stream("speechtok/aws-only/a.txt") as handle:
+        assert handle.read() == b"through s3fs"
+    assert open_location("s3://speechtok/aws-only").read_bytes("b.txt") == b"through pyarrow"
 
 
 def test_unreachable_endpoint_fails_fast_naming_the_url(tmp_path: Path) -> None:

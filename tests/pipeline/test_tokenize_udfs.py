@@ -13,13 +13,16 @@ import soundfile
 import torch
 import webdataset
 
+from pipeline.tokenize import decode as decode_module
 from pipeline.tokenize.collect import ShardCollector
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.decode import decode_sample, read_shard
 from pipeline.tokenize.encode import CodecEncoder
 from pipeline.tokenize.table import TOKENS_SCHEMA, EncodedRows, ModelInfo, build_table
+from storage.mlflow_io import RegisteredVersion
 from training.codec import Codec
 from training.configs import tiny
+from training.registry import ModelFiles
 
 RATE = 16_000
 
@@ -66,6 +69,37 @@ def test_read_shard_yields_rows_or_an_error_row(tmp_path: Path) -> None:
     assert len(broken) == 1 and broken[0]["key"] == "" and "unreadable shard" in broken[0]["error"]
 
 
+def test_read_shard_retries_transient_errors_without_duplicating_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection reset half-way is retried from the sample reached; only damage makes an error row (issue 10)."""
+    (tmp_path / "shards").mkdir()
+    write_tar(tmp_path / "shards" / "s-0.tar", {"k1": 0.5, "k2": 0.5, "k3": 0.5})
+    task = {"shard": "s-0", "path": "shards/s-0.tar", "expected": 3}
+    real_iter_samples = decode_module.iter_samples
+    failures = {"left": 2}
+
+    def flaky(location, paths):  # type: ignore[no-untyped-def]
+        for index, sample in enumerate(real_iter_samples(location, paths)):
+            if index == 1 and failures["left"]:
+                failures["left"] -= 1
+                raise ConnectionResetError(104, "Connection reset by peer")
+            yield sample
+
+    monkeypatch.setattr(decode_module, "iter_samples", flaky)
+    monkeypatch.setattr(decode_module, "_RETRY_WAIT_S", 0.0)
+    rows = list(read_shard(task, shards_url=str(tmp_path), s3=None, target_rate=RATE))
+    assert [r["key"] for r in rows] == ["k1", "k2", "k3"] and all(r["error"] == "" for r in rows)
+
+    failures["left"] = decode_module.READ_ATTEMPTS  # an outage that outlasts the retries fails the task
+    with pytest.raises(ConnectionResetError):
+        list(read_shard(task, shards_url=str(tmp_path), s3=None, target_rate=RATE))
+
+    missing = {**task, "path": "shards/gone.tar"}  # a missing shard is not transient: rejected at once
+    rows = list(read_shard(missing, shards_url=str(tmp_path), s3=None, target_rate=RATE))
+    assert len(rows) == 1 and "unreadable shard" in rows[0]["error"]
+
+
 def test_codec_encoder_equals_encoding_one_by_one_and_passes_errors(codec_dir: Path) -> None:
     codec = Codec.load(codec_dir)
     rng = np.random.default_rng(1)
@@ -77,7 +111,8 @@ def test_codec_encoder_equals_encoding_one_by_one_and_passes_errors(codec_dir: P
         "error": np.array(["", "", "broken", ""], dtype=object),
     }
     # A budget of 2.6 s of padded audio splits the batch into two encode calls.
-    out = CodecEncoder(str(codec_dir), batch_seconds=2.6)(batch)
+    files = ModelFiles.from_directory(codec_dir, RegisteredVersion("m", "1", "models:/m/1"))
+    out = CodecEncoder(files, batch_seconds=2.6)(batch)
     assert list(out["key"]) == ["a", "b", "", "c"] and list(out["error"]) == ["", "", "broken", ""]
     assert out["tokens"][2] == b"" and out["n_frames"][2] == 0
     for position, clip in zip((0, 1, 3), clips, strict=True):
@@ -158,3 +193,16 @@ def test_cpu_reservations_are_fitted_so_decoding_can_run() -> None:
     fitted = config.fit_to_cluster(2.0)
     assert fitted.workers * fitted.cpus_per_worker + fitted.decode_cpus <= 2.0
     assert TokenizeConfig(workers=1).fit_to_cluster(2.0) == TokenizeConfig(workers=1)
+
+
+def test_model_files_load_anywhere_from_memory(codec_dir: Path) -> None:
+    """What reaches a Ray actor is the codec's bytes (pickled through the object store), never a driver path."""
+    import pickle
+
+    files = ModelFiles.from_directory(codec_dir, RegisteredVersion("m", "1", "models:/m/1"))
+    shipped = pickle.loads(pickle.dumps(files))
+    assert str(codec_dir) not in pickle.dumps(files).decode("latin-1")
+    assert shipped.meta()["tokens_per_frame"] == 19
+    clip = np.random.default_rng(2).normal(0, 0.1, 24_000).astype(np.float32)
+    expected = Codec.load(codec_dir).encode(clip, 24_000).tokens
+    assert np.array_equal(shipped.load_codec().encode(clip, 24_000).tokens, expected)

@@ -20,6 +20,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
+from storage.mlflow_io import RunMetrics
 from training.data import DataPosition
 
 CHECKPOINT_STATE = "state.pt"
@@ -115,20 +116,12 @@ class MetricsLogger:
         self.print_progress = context.is_chief
         self.total_steps = total_steps
         self.run_id = run_id
-        self.client = None
-        if self.active:
-            from mlflow.tracking import MlflowClient
-
-            self.client = MlflowClient(tracking_uri=tracking_uri)
+        # The driver owns the run; the chief only streams metrics into it (storage.mlflow_io: one door to MLflow).
+        self.run = RunMetrics(tracking_uri, run_id) if self.active else None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        if self.client is not None:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            self.client.log_batch(
-                self.run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()]
-            )
+        if self.run is not None:
+            self.run.log(step, metrics)
         if self.print_progress:
             main = {k: v for k, v in metrics.items() if k in ("loss", "stft", "lr", "samples_per_s")}
             shown = " ".join(f"{k}={v:.4g}" for k, v in main.items())

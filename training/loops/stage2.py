@@ -8,7 +8,7 @@ from typing import Any
 import ray.train.torch
 import torch
 
-from storage.mlflow_io import download_model_artifact, use_tracking_uri
+from storage.mlflow_io import use_tracking_uri
 from training.codec import Codec
 from training.data import AudioBatch
 from training.encoder_io import load_encoder
@@ -17,19 +17,30 @@ from training.job import TrainJob
 from training.loops.base import StepMetrics, TrainingLoop
 from training.loops.runtime import autocast
 from training.losses import MultiResolutionSTFTLoss
-from training.mlflow_codec import ENCODER_ARTIFACT
 from training.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from training.optim import adamw, warmup_cosine
+from training.registry import fetch_encoder
 
 DISCRIMINATOR_LR_SCALE = 0.5  # 7.5e-5 = half the generator's 1.5e-4 (spec §8, §11.18)
 
 
 def load_stage1_encoder(job: TrainJob) -> torch.nn.Module:
-    """The frozen encoder named by `job.encoder_uri` (MLflow), checked to match the job's encoder config."""
+    """The frozen encoder named by `job.encoder_uri` (MLflow), checked to match the job's encoder config.
+
+    The driver pinned the URI to a version (`training.launch.pin_encoder`), so every worker and every restart
+    loads the same encoder; an alias here would be resolved anew each time, so it is refused.
+    """
     if not job.encoder_uri:
         raise ValueError("stage 2 needs an encoder: pass --encoder models:/speechtok-encoder@candidate")
+    if "@" in job.encoder_uri:
+        raise ValueError(
+            f"encoder {job.encoder_uri} is an alias; the driver pins it to models:/name/VERSION before launching "
+            "workers (training.launch.train)"
+        )
     use_tracking_uri(job.mlflow_tracking_uri)
-    encoder, config = load_encoder(download_model_artifact(job.encoder_uri, ENCODER_ARTIFACT))
+    files = fetch_encoder(job.encoder_uri)
+    with files.materialised() as directory:
+        encoder, config = load_encoder(directory)
     if config.encoder != job.model.encoder:
         raise ValueError(
             f"{job.encoder_uri} was trained with encoder config {config.encoder}, but this job's model config "

@@ -1,8 +1,13 @@
-"""Completion markers per shard and the Parquet manifest assembled from them.
+"""Completion markers per shard, per-shard segment tables, and the Parquet manifest assembled from them.
 
-A marker (`_markers/{shard}.json`) is written only after its tar is published; it records the plan digest
-the shard was built from and everything the manifest needs, so a re-run can skip finished shards and the
-manifest never depends on which run wrote which shard.
+On-disk layout under the shard root:
+- `manifest/parts/{shard}.parquet`: the segment rows of one shard (`SEGMENTS_SCHEMA`, sorted by key), written
+  with the shard, before its marker. Readers that need one shard's rows read this file, not the whole manifest.
+- `_markers/{shard}.json`: written last, after the tar and its part are published; records the plan digest the
+  shard was built from and the shard's counts (never its rows), so a re-run can skip finished shards and the
+  manifest never depends on which run wrote which shard.
+- `manifest/segments.parquet`, `rejections.parquet`, `shards.parquet`: the whole corpus, written at the end;
+  segments are streamed part by part, so memory is bounded by one shard, not the corpus.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ from storage.parquet_io import write_table
 
 MARKERS_DIR = "_markers"
 MANIFEST_DIR = "manifest"
+PARTS_DIR = "parts"
+
+
+def segment_part_parts(shard_name: str) -> tuple[str, str, str]:
+    """Path parts of one shard's segment table: `manifest/parts/{shard}.parquet`."""
+    return MANIFEST_DIR, PARTS_DIR, f"{shard_name}.parquet"
 
 SEGMENTS_SCHEMA = pa.schema(
     [

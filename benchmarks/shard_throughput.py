@@ -16,8 +16,8 @@ Everything is measured in one run on one synthetic corpus, so the figures are co
    else: flow-run bookkeeping on the API, discovery, inspection tasks, planning, shard-writing tasks (decode,
    cut, encode, tar, SHA-256, atomic publish, marker) and the Parquet manifest. A second run on the 1-minute
    warm-up corpus gives Prefect's fixed cost per flow run.
-4. Bare: the same pipeline functions (discover → inspect_file → plan_shards → write_shard + write_marker →
-   write_manifest) called directly in a ThreadPoolExecutor, so Prefect's overhead is visible.
+4. Bare: the same job (`pipeline.sharding.job.run_sharding`: discover → inspect → plan → write → manifest) on
+   a plain thread pool (`ThreadRunner`) instead of Prefect task runs, so Prefect's overhead is visible.
 
 Each configuration runs `--repeats` times (interleaved) and the fastest run is reported. "Audio hours" is
 the audio that ends up in shards (the manifest's `audio_hours`). `h/min/wkr` is audio hours per wall minute
@@ -59,11 +59,10 @@ import soundfile
 from pipeline.sharding.config import ShardConfig
 from pipeline.sharding.discover import discover
 from pipeline.sharding.inspect import inspect_file
-from pipeline.sharding.manifest import write_manifest, write_marker
-from pipeline.sharding.plan import assign_holdout, plan_shards, shard_digest
-from pipeline.sharding.records import FilePlan, Rejection, ShardPlan
-from pipeline.sharding.writer import ShardResult, write_shard
-from storage.fs import Location, open_location
+from pipeline.sharding.job import run_sharding
+from pipeline.sharding.records import FilePlan
+from pipeline.sharding.runners import ThreadRunner
+from storage.fs import open_location
 
 SAMPLE_RATE = 16_000
 _WAVETABLE = 512  # samples in one period of a voiced syllable's waveform
@@ -203,23 +202,10 @@ def codec_ceiling(jobs: Sequence[CodecJob], workers: int) -> float:
         return sum(pool.map(decode_encode, jobs)) / 3600
 
 
-def _write_and_mark(source: Location, destination: Location, shard: ShardPlan, config: ShardConfig) -> ShardResult:
-    result = write_shard(source, destination, shard, config)
-    write_marker(destination, result, shard_digest(shard, config))
-    return result
-
-
 def bare_pipeline(source: str, destination: str, config: ShardConfig) -> float:
-    """The flow's steps without Prefect, in a thread pool of `config.concurrency`; returns audio hours."""
-    src, dst = open_location(source), open_location(destination)
-    dst.makedirs()
-    discovery = discover(src, config.splits)
-    with ThreadPoolExecutor(config.concurrency) as pool:
-        outcomes = list(pool.map(lambda file: inspect_file(src, file, config), discovery.files))
-        plans = assign_holdout([o for o in outcomes if isinstance(o, FilePlan)], config)
-        rejections = [*discovery.rejections, *(o for o in outcomes if isinstance(o, Rejection))]
-        results = list(pool.map(lambda shard: _write_and_mark(src, dst, shard, config), plan_shards(plans, config)))
-    return write_manifest(dst, results, rejections, discovery.total).audio_hours
+    """The sharding job without Prefect (`run_sharding` on a thread pool of `config.concurrency`); returns audio
+    hours."""
+    return run_sharding(source, destination, config, ThreadRunner(config.concurrency)).manifest.audio_hours
 
 
 def prefect_pipeline(source: str, destination: str, config: ShardConfig) -> float:

@@ -95,6 +95,14 @@ def shard(
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Inspect and write shards as Ray tasks on this cluster (HEAD:6379, ray://HEAD:10001, auto, or local "
+            "for a new local instance) instead of this process's threads; same shards, byte for byte. Token "
+            "authentication needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN."
+        ),
+    ] = None,
 ) -> None:
     """Run the Prefect flow `shard_corpus`: cut files at their voice activity into ≤ max-seconds segments,
     write `{split}-{index:06d}.tar` WebDataset shards (FLAC + JSON) and `manifest/*.parquet`.
@@ -118,7 +126,9 @@ def shard(
         },
     )
     try:
-        summary = run_shard_corpus(source, destination, settings.shard, settings.s3, show_progress=progress)
+        summary = run_shard_corpus(
+            source, destination, settings.shard, settings.s3, show_progress=progress, ray_address=ray_address
+        )
     except StorageUnreachableError as error:
         console.print(f"[red]storage error:[/red] {error}")
         raise typer.Exit(2) from error
@@ -134,6 +144,7 @@ def print_shard_summary(summary: Any) -> None:
     table.add_row("audio hours", f"{manifest.audio_hours:.3f}")
     table.add_row("shards", f"{manifest.shards} ({summary.shards_written} written, {summary.shards_reused} reused)")
     table.add_row("hold-out speakers", str(manifest.holdout_speakers))
+    table.add_row("task runs", str(summary.task_runs))
     table.add_row("files rejected", str(manifest.rejected_files))
     for reason, count in manifest.rejections_by_reason.items():
         table.add_row(f"  {reason}", str(count))

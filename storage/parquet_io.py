@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -39,6 +39,22 @@ def write_table(
             column_encoding=column_encoding,
         )
         publish_file(staging, location, *parts)
+
+
+def write_tables(
+    tables: Iterable[pa.Table], schema: pa.Schema, location: Location, *parts: str, compression: str = "zstd"
+) -> int:
+    """Write `tables` one after another into one Parquet file at `location/parts` (each a row group or more),
+    published atomically at the end. Only one table is in memory at a time. Returns the number of rows."""
+    rows = 0
+    with local_scratch() as scratch:
+        staging = scratch / "table.parquet"
+        with pq.ParquetWriter(staging, schema, compression=compression) as writer:
+            for table in tables:
+                writer.write_table(table.cast(schema))
+                rows += table.num_rows
+        publish_file(staging, location, *parts)
+    return rows
 
 
 def read_table(location: Location, *parts: str, columns: list[str] | None = None) -> pa.Table:

@@ -25,5 +25,10 @@ class ShardConfig(BaseModel):
         default="energy",
         description="when a JSON has no voice_activity: detect speech by frame energy, or reject the file",
     )
-    concurrency: int = Field(default=2, ge=1, description="Prefect tasks running at once (threads)")
-    files_per_inspect_task: int = Field(default=64, ge=1, description="files per metadata-inspection task")
+    concurrency: int = Field(
+        default=2, ge=1, description="units of work running at once in this process (threads; with Ray: in flight)"
+    )
+    files_per_inspect_task: int = Field(
+        default=256, ge=1, description="files per metadata-inspection task (219,041 files: 856 tasks)"
+    )
+    attempts: int = Field(default=3, ge=1, description="tries per task when storage fails transiently")

@@ -9,7 +9,7 @@ import math
 import soundfile
 
 from pipeline.sharding.config import ShardConfig
-from pipeline.sharding.records import FilePlan, Reason, Rejection, SourceFile, Stage
+from pipeline.sharding.records import FilePlan, Reason, Rejection, SourceFile, Stage, pack_spans
 from pipeline.sharding.segments import merge_regions, parse_voice_activity
 from storage.fs import Location
 
@@ -44,7 +44,7 @@ def inspect_file(location: Location, source: SourceFile, config: ShardConfig) ->
 
     duration_s = header.frames / header.samplerate
     voice_activity = metadata.get("voice_activity")
-    segments = None
+    voiced = None
     if voice_activity is None or voice_activity == []:
         if config.vad_fallback == "reject":
             return Rejection(
@@ -63,7 +63,7 @@ def inspect_file(location: Location, source: SourceFile, config: ShardConfig) ->
             return Rejection(
                 source.audio, Stage.METADATA, Reason.NO_SPEECH, f"{source.json}: voice_activity is past the audio end"
             )
-        segments = tuple(merge_regions(regions, config.max_seconds))
+        voiced = pack_spans(merge_regions(regions, config.max_seconds))
 
     return FilePlan(
         source=source,
@@ -72,7 +72,7 @@ def inspect_file(location: Location, source: SourceFile, config: ShardConfig) ->
         channels=header.channels,
         subtype=header.subtype,
         snr=_snr(metadata.get("snr")),
-        segments=segments,
+        voiced=voiced,
         notes=tuple(notes),
     )
 

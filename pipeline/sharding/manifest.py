@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from pipeline.sharding.plan import SHARD_FORMAT_VERSION
 from pipeline.sharding.records import Reason, Rejection, ShardPlan, Stage
-from pipeline.sharding.writer import SHARDS_DIR, SegmentRow, ShardResult
+from pipeline.sharding.writer import SHARDS_DIR, SegmentRow, ShardResult, WrittenShard
 from storage.fs import Location
-from storage.parquet_io import write_table
+from storage.parquet_io import read_table, write_table, write_tables
 
 MARKERS_DIR = "_markers"
 MANIFEST_DIR = "manifest"
@@ -32,6 +32,7 @@ PARTS_DIR = "parts"
 def segment_part_parts(shard_name: str) -> tuple[str, str, str]:
     """Path parts of one shard's segment table: `manifest/parts/{shard}.parquet`."""
     return MANIFEST_DIR, PARTS_DIR, f"{shard_name}.parquet"
+
 
 SEGMENTS_SCHEMA = pa.schema(
     [
@@ -75,36 +76,38 @@ def marker_parts(shard_name: str) -> tuple[str, str]:
     return MARKERS_DIR, f"{shard_name}.json"
 
 
-def write_marker(location: Location, result: ShardResult, digest: str) -> None:
-    payload = {
-        "format": SHARD_FORMAT_VERSION,
-        "digest": digest,
-        "shard": result.shard,
-        "sha256": result.sha256,
-        "num_bytes": result.num_bytes,
-        "segments": [asdict(row) for row in result.segments],
-        "rejections": [asdict(rejection) for rejection in result.rejections],
-    }
+def publish_shard_records(location: Location, written: WrittenShard, digest: str) -> None:
+    """After the tar is published: its segment table, then its completion marker (the marker comes last, so a
+    marker always means the tar and the part are in place)."""
+    if written.rows:
+        write_table(segments_table(written.rows), location, *segment_part_parts(written.result.shard))
+    result = written.result
+    payload = {"format": SHARD_FORMAT_VERSION, "digest": digest, **asdict(result)}
+    payload["rejections"] = [asdict(rejection) for rejection in result.rejections]
     location.write_bytes_atomic(json.dumps(payload, sort_keys=True).encode(), *marker_parts(result.shard))
 
 
 def read_completed(location: Location, shard: ShardPlan, digest: str) -> ShardResult | None:
-    """The shard's result if a marker for this exact plan exists and its tar is in place, else None."""
+    """The shard's result if a marker for this exact plan exists and its tar and part are in place, else None."""
     if not location.exists(*marker_parts(shard.name)):
         return None
     payload = json.loads(location.read_bytes(*marker_parts(shard.name)))
     if payload.get("format") != SHARD_FORMAT_VERSION or payload.get("digest") != digest:
         return None  # built from another plan or format: rebuild
-    if payload["segments"] and location.fs.size(location.path(SHARDS_DIR, shard.tar_name)) != payload["num_bytes"]:
+    if payload["num_segments"] and (
+        location.fs.size(location.path(SHARDS_DIR, shard.tar_name)) != payload["num_bytes"]
+        or not location.exists(*segment_part_parts(shard.name))
+    ):
         return None
+    rejections = tuple(
+        Rejection(r["source"], Stage(r["stage"]), Reason(r["reason"]), r["detail"]) for r in payload["rejections"]
+    )
+    names = {f.name for f in fields(ShardResult)} - {"rejections", "sources", "speakers"}
     return ShardResult(
-        shard=payload["shard"],
-        sha256=payload["sha256"],
-        num_bytes=payload["num_bytes"],
-        segments=[SegmentRow(**row) for row in payload["segments"]],
-        rejections=[
-            Rejection(r["source"], Stage(r["stage"]), Reason(r["reason"]), r["detail"]) for r in payload["rejections"]
-        ],
+        **{name: payload[name] for name in names},
+        sources=tuple(payload["sources"]),
+        speakers=tuple(payload["speakers"]),
+        rejections=rejections,
     )
 
 
@@ -130,13 +133,15 @@ def write_manifest(
 ) -> ManifestSummary:
     """Write `manifest/{segments,rejections,shards}.parquet`, sorted so identical runs give identical bytes.
 
-    Checks the accounting invariant first: every discovered audio file is in segments or in rejections.
+    Segments are streamed from the per-shard parts in shard order (each part sorted by key), so memory holds
+    one shard's rows at a time. Checks the accounting invariant first: every discovered audio file is in
+    segments or in rejections.
     """
-    rows = sorted((row for result in results for row in result.segments), key=lambda row: (row.shard, row.key))
+    results = sorted(results, key=lambda result: result.shard)
     rejections = sorted(
         [*plan_rejections, *(r for result in results for r in result.rejections)], key=lambda r: (r.source, r.stage)
     )
-    sharded_sources = {row.source for row in rows}
+    sharded_sources = {source for result in results for source in result.sources}
     rejected_audio = {r.source for r in rejections}
     accounted = len(sharded_sources) + len(rejected_audio)
     if accounted != discovered or sharded_sources & rejected_audio:
@@ -144,7 +149,12 @@ def write_manifest(
             f"accounting invariant broken: {discovered} files discovered but {len(sharded_sources)} sharded and "
             f"{len(rejected_audio)} rejected (overlap {sorted(sharded_sources & rejected_audio)[:5]})"
         )
-    write_table(_table(rows, SEGMENTS_SCHEMA), location, MANIFEST_DIR, "segments.parquet")
+    with_segments = [result for result in results if result.num_segments]
+    parts = (read_table(location, *segment_part_parts(result.shard)) for result in with_segments)
+    segments = write_tables(parts, SEGMENTS_SCHEMA, location, MANIFEST_DIR, "segments.parquet")
+    expected = sum(result.num_segments for result in with_segments)
+    if segments != expected:
+        raise RuntimeError(f"the shards' segment tables hold {segments} rows but their markers count {expected}")
     write_table(
         pa.Table.from_pylist(
             [
@@ -157,39 +167,36 @@ def write_manifest(
         MANIFEST_DIR,
         "rejections.parquet",
     )
-    write_table(_shards_table(results), location, MANIFEST_DIR, "shards.parquet")
+    write_table(_shards_table(with_segments), location, MANIFEST_DIR, "shards.parquet")
     return ManifestSummary(
         files=discovered,
         sharded_files=len(sharded_sources),
-        segments=len(rows),
-        audio_hours=sum(row.duration_s for row in rows) / 3600.0,
-        shards=sum(1 for result in results if result.segments),
-        holdout_speakers=len({row.speaker for row in rows if row.holdout}),
+        segments=segments,
+        audio_hours=sum(result.audio_seconds for result in with_segments) / 3600.0,
+        shards=len(with_segments),
+        holdout_speakers=len({speaker for result in with_segments if result.holdout for speaker in result.speakers}),
         rejections_by_reason=dict(sorted(Counter(str(r.reason) for r in rejections).items())),
     )
 
 
-def _table(rows: list[SegmentRow], schema: pa.Schema) -> pa.Table:
+def segments_table(rows: list[SegmentRow]) -> pa.Table:
+    """Segment rows as a table of `SEGMENTS_SCHEMA`."""
     names = [field.name for field in fields(SegmentRow)]
-    return pa.Table.from_pydict({name: [getattr(row, name) for row in rows] for name in names}, schema=schema)
+    return pa.Table.from_pydict({name: [getattr(row, name) for row in rows] for name in names}, schema=SEGMENTS_SCHEMA)
 
 
 def _shards_table(results: list[ShardResult]) -> pa.Table:
-    records = []
-    for result in sorted(results, key=lambda r: r.shard):
-        if not result.segments:
-            continue
-        first = result.segments[0]
-        records.append(
-            {
-                "shard": result.shard,
-                "path": f"{SHARDS_DIR}/{result.shard}.tar",
-                "split": first.split,
-                "holdout": first.holdout,
-                "num_segments": len(result.segments),
-                "num_bytes": result.num_bytes,
-                "sha256": result.sha256,
-                "audio_seconds": sum(row.duration_s for row in result.segments),
-            }
-        )
+    records = [
+        {
+            "shard": result.shard,
+            "path": f"{SHARDS_DIR}/{result.shard}.tar",
+            "split": result.split,
+            "holdout": result.holdout,
+            "num_segments": result.num_segments,
+            "num_bytes": result.num_bytes,
+            "sha256": result.sha256,
+            "audio_seconds": result.audio_seconds,
+        }
+        for result in results
+    ]
     return pa.Table.from_pylist(records, schema=SHARDS_SCHEMA)

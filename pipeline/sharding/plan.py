@@ -34,8 +34,9 @@ def assign_holdout(files: Sequence[FilePlan], config: ShardConfig) -> list[FileP
 def estimate_bytes(plan: FilePlan) -> int:
     """Expected bytes of this file's samples in a shard: its size scaled by the kept (voiced) fraction."""
     duration = plan.num_frames / plan.sample_rate
-    kept = duration if plan.segments is None else sum(span.duration_s for span in plan.segments)
-    segments = 1 if plan.segments is None else len(plan.segments)
+    spans = plan.segments
+    kept = duration if spans is None else sum(span.duration_s for span in spans)
+    segments = 1 if spans is None else len(spans)
     bytes_per_second = plan.source.size_bytes / duration if duration > 0 else 0.0
     # Stereo sources are downmixed, which roughly halves their FLAC size.
     return int(kept * bytes_per_second / plan.channels) + segments * _SAMPLE_OVERHEAD_BYTES
@@ -82,7 +83,12 @@ def shard_digest(shard: ShardPlan, config: ShardConfig) -> str:
         "expected_sample_rate": config.expected_sample_rate,
         "files": [dataclasses.asdict(plan) for plan in shard.files],
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    encoded = json.dumps(payload, sort_keys=True, default=_json_value)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _json_value(value: object) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value)  # packed spans as hex
 
 
 # Bump when the bytes a shard holds change for the same plan (sample layout, JSON fields, FLAC settings).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -29,7 +31,7 @@ class Reason(StrEnum):
     NO_SPEECH = "no_speech"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """One input file that produced no segment, and why."""
 
@@ -39,7 +41,7 @@ class Rejection:
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     """An audio file found in `{split}/{speaker}/{book}/{name}.{ext}` and its JSON sidecar."""
 
@@ -55,7 +57,7 @@ class SourceFile:
         return self.audio.rsplit(".", 1)[0] + ".json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TimeSpan:
     """[start_s, end_s) in seconds from the start of the source file."""
 
@@ -67,7 +69,19 @@ class TimeSpan:
         return self.end_s - self.start_s
 
 
-@dataclass(frozen=True)
+def pack_spans(spans: Sequence[TimeSpan]) -> bytes:
+    """Spans as consecutive (start_s, end_s) float64 pairs: 16 bytes a segment instead of ~100 as objects, so a
+    plan of the whole corpus (~15 M segments) stays a compact record per file."""
+    return array("d", [value for span in spans for value in (span.start_s, span.end_s)]).tobytes()
+
+
+def unpack_spans(packed: bytes) -> tuple[TimeSpan, ...]:
+    values = array("d")
+    values.frombytes(packed)
+    return tuple(TimeSpan(values[i], values[i + 1]) for i in range(0, len(values), 2))
+
+
+@dataclass(frozen=True, slots=True)
 class FilePlan:
     """What the writer will do with one file, decided from its JSON and audio header alone."""
 
@@ -77,13 +91,21 @@ class FilePlan:
     channels: int
     subtype: str
     snr: float | None
-    segments: tuple[TimeSpan, ...] | None  # None: decided after decoding by the energy VAD fallback
+    voiced: bytes | None  # `pack_spans` of the segments to cut; None: decided after decoding by the energy VAD
     holdout: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def segments(self) -> tuple[TimeSpan, ...] | None:
+        return None if self.voiced is None else unpack_spans(self.voiced)
+
+    @property
+    def num_segments(self) -> int | None:
+        return None if self.voiced is None else len(self.voiced) // 16
+
+    @property
     def vad_source(self) -> str:
-        return "json" if self.segments is not None else "energy"
+        return "json" if self.voiced is not None else "energy"
 
 
 @dataclass(frozen=True)

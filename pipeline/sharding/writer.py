@@ -44,13 +44,27 @@ class SegmentRow:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """What a finished shard holds; saved whole in its completion marker."""
+    """What a finished shard holds, in counts (its rows go to `manifest/parts/{shard}.parquet`); saved in its
+    completion marker. `sources`/`speakers`: the audio files and speakers with at least one segment here."""
 
     shard: str
+    split: str
+    holdout: bool
     sha256: str
     num_bytes: int
-    segments: list[SegmentRow]
-    rejections: list[Rejection]
+    num_segments: int
+    audio_seconds: float
+    sources: tuple[str, ...]
+    speakers: tuple[str, ...]
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True)
+class WrittenShard:
+    """A shard just written: its summary and its segment rows (one shard's worth, sorted by key)."""
+
+    result: ShardResult
+    rows: list[SegmentRow]
 
 
 def sample_key(plan: FilePlan, segment_index: int) -> str:
@@ -59,7 +73,7 @@ def sample_key(plan: FilePlan, segment_index: int) -> str:
     return f"{source.speaker}_{source.book}_{source.name}_{segment_index:04d}".replace(".", "-")
 
 
-def write_shard(source: Location, destination: Location, shard: ShardPlan, config: ShardConfig) -> ShardResult:
+def write_shard(source: Location, destination: Location, shard: ShardPlan, config: ShardConfig) -> WrittenShard:
     """Build `shards/{name}.tar` in local scratch, then publish it in one step.
 
     Reading a file's bytes may raise (network trouble): the task retries the whole shard. Problems with the
@@ -81,11 +95,24 @@ def write_shard(source: Location, destination: Location, shard: ShardPlan, confi
                         Rejection(plan.source.audio, Stage.AUDIO, Reason.NO_SPEECH, f"{plan.source.audio}: no speech")
                     )
                 rows.extend(file_rows)
-        if not rows:  # every file was rejected: publish no empty shard
-            return ShardResult(shard=shard.name, sha256="", num_bytes=0, segments=[], rejections=rejections)
-        digest, size = _sha256(tar_path), tar_path.stat().st_size
-        publish_file(tar_path, destination, SHARDS_DIR, shard.tar_name)
-    return ShardResult(shard=shard.name, sha256=digest, num_bytes=size, segments=rows, rejections=rejections)
+        digest, size = "", 0
+        if rows:  # every file rejected: publish no empty shard
+            digest, size = _sha256(tar_path), tar_path.stat().st_size
+            publish_file(tar_path, destination, SHARDS_DIR, shard.tar_name)
+    rows.sort(key=lambda row: row.key)
+    result = ShardResult(
+        shard=shard.name,
+        split=shard.split,
+        holdout=shard.holdout,
+        sha256=digest,
+        num_bytes=size,
+        num_segments=len(rows),
+        audio_seconds=sum(row.duration_s for row in rows),
+        sources=tuple(sorted({row.source for row in rows})),
+        speakers=tuple(sorted({row.speaker for row in rows})),
+        rejections=tuple(rejections),
+    )
+    return WrittenShard(result, rows)
 
 
 def _write_file(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import flows.shard
+import pipeline.sharding.job
 from builders import make_sample_corpus
 from flows.shard import run_shard_corpus
 from librilight_files import seed_bad_inputs, tone_with_pauses, write_entry
@@ -82,7 +82,7 @@ def test_killed_run_resumes_to_the_same_output(tmp_path: Path, monkeypatch: pyte
     corpus = make_corpus(tmp_path / "corpus")
     run_shard_corpus(str(corpus), str(tmp_path / "whole"), CONFIG, show_progress=False)
 
-    real_write_shard = flows.shard.write_shard
+    real_write_shard = pipeline.sharding.job.write_shard
     calls = {"n": 0}
 
     def dies_on_third_shard(source, destination, shard, config):  # type: ignore[no-untyped-def]
@@ -92,11 +92,11 @@ def test_killed_run_resumes_to_the_same_output(tmp_path: Path, monkeypatch: pyte
         return real_write_shard(source, destination, shard, config)
 
     interrupted = CONFIG.model_copy(update={"concurrency": 1})
-    monkeypatch.setattr(flows.shard, "write_shard", dies_on_third_shard)
+    monkeypatch.setattr(pipeline.sharding.job, "write_shard", dies_on_third_shard)
     with pytest.raises(RuntimeError, match="injected crash"):
         run_shard_corpus(str(corpus), str(tmp_path / "resumed"), interrupted, show_progress=False)
     assert not (tmp_path / "resumed" / "manifest" / "segments.parquet").exists()
-    monkeypatch.setattr(flows.shard, "write_shard", real_write_shard)
+    monkeypatch.setattr(pipeline.sharding.job, "write_shard", real_write_shard)
 
     summary = run_shard_corpus(str(corpus), str(tmp_path / "resumed"), interrupted, show_progress=False)
     # the crashed shard is redone; the others finished before the run failed and are reused

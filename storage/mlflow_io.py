@@ -8,6 +8,7 @@ works offline; `MLFLOW_TRACKING_URI` or `mlflow.tracking_uri` select a tracking 
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.data.pandas_dataset import from_pandas
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 CODEC_MODEL_NAME = "speechtok-codec"
@@ -237,13 +240,32 @@ def find_runs(experiment: str, tags: dict[str, str]) -> list[RunRecord]:
 
 @dataclass(frozen=True)
 class DatasetInput:
-    """Lineage of a run's input: a table (logged as an MLflow dataset with its schema and digest) and where
-    it came from (the URL users would pass again)."""
+    """Lineage of a run's input as metadata only, so logging it costs the same for minutes or 60k hours of audio:
+    where it is (the URL users would pass again), a digest that changes whenever its content does, its row count,
+    and a few of its rows, from which MLflow records the column names and types."""
 
-    frame: pd.DataFrame
     source: str
     name: str
+    digest: str
+    num_rows: int
+    sample: pd.DataFrame
     context: str = "input"
+
+
+class _MetadataDataset(MetaDataset):
+    """An MLflow dataset of metadata only, with its row count as the profile MLflow shows."""
+
+    def __init__(self, dataset: DatasetInput) -> None:
+        self._num_rows = dataset.num_rows
+        schema = infer_signature(dataset.sample).inputs
+        super().__init__(resolve_dataset_source(dataset.source), dataset.name, dataset.digest, schema)
+
+    @property
+    def profile(self) -> dict[str, int]:
+        return {"num_rows": self._num_rows}
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "profile": json.dumps(self.profile)}
 
 
 class TrackedRun:
@@ -269,8 +291,7 @@ class TrackedRun:
         mlflow.set_tags(tags)
 
     def log_input(self, dataset: DatasetInput) -> None:
-        logged = from_pandas(dataset.frame, source=dataset.source, name=dataset.name)
-        mlflow.log_input(logged, context=dataset.context)
+        mlflow.log_input(_MetadataDataset(dataset), context=dataset.context)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)

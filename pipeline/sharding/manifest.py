@@ -29,9 +29,38 @@ MANIFEST_DIR = "manifest"
 PARTS_DIR = "parts"
 
 
+SEGMENTS_MANIFEST = (MANIFEST_DIR, "segments.parquet")
+SHARDS_MANIFEST = (MANIFEST_DIR, "shards.parquet")
+
+
 def segment_part_parts(shard_name: str) -> tuple[str, str, str]:
     """Path parts of one shard's segment table: `manifest/parts/{shard}.parquet`."""
     return MANIFEST_DIR, PARTS_DIR, f"{shard_name}.parquet"
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One row of `manifest/shards.parquet`: a shard with at least one segment."""
+
+    shard: str
+    path: str  # relative to the shard root: shards/{shard}.tar
+    split: str
+    holdout: bool
+    num_segments: int
+    num_bytes: int
+    sha256: str
+    audio_seconds: float
+
+
+def read_shard_entries(location: Location) -> list[ShardEntry]:
+    """Every shard of a `speechtok shard` output, from `manifest/shards.parquet` (one row per shard: what jobs
+    plan from without loading the segment rows)."""
+    return [ShardEntry(**row) for row in read_table(location, *SHARDS_MANIFEST).to_pylist()]
+
+
+def read_shard_segments(location: Location, shard: str, columns: list[str] | None = None) -> pa.Table:
+    """One shard's segment rows (sorted by key), from its part; `columns` to read only some."""
+    return read_table(location, *segment_part_parts(shard), columns=columns)
 
 
 SEGMENTS_SCHEMA = pa.schema(
@@ -151,7 +180,7 @@ def write_manifest(
         )
     with_segments = [result for result in results if result.num_segments]
     parts = (read_table(location, *segment_part_parts(result.shard)) for result in with_segments)
-    segments = write_tables(parts, SEGMENTS_SCHEMA, location, MANIFEST_DIR, "segments.parquet")
+    segments = write_tables(parts, SEGMENTS_SCHEMA, location, *SEGMENTS_MANIFEST)
     expected = sum(result.num_segments for result in with_segments)
     if segments != expected:
         raise RuntimeError(f"the shards' segment tables hold {segments} rows but their markers count {expected}")
@@ -167,7 +196,7 @@ def write_manifest(
         MANIFEST_DIR,
         "rejections.parquet",
     )
-    write_table(_shards_table(with_segments), location, MANIFEST_DIR, "shards.parquet")
+    write_table(_shards_table(with_segments), location, *SHARDS_MANIFEST)
     return ManifestSummary(
         files=discovered,
         sharded_files=len(sharded_sources),

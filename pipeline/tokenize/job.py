@@ -5,6 +5,11 @@
 
 Resume: a shard whose file exists and holds exactly its manifest keys for this model version is skipped, so a
 killed run re-run finishes the rest; the table manifest is rewritten last from the files actually present.
+
+Memory on the driver is bounded by shards, not segments (issue 11): the plan comes from `manifest/shards.parquet`
+(one row per shard), a shard's segment rows are read from its own part (`manifest/parts/{shard}.parquet`) only
+when they are needed (checking a finished file, assembling a finished shard's table), and the input dataset
+logged to MLflow is the manifest's digest, location and row count, not its rows.
 """
 
 from __future__ import annotations
@@ -12,13 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 
+from pipeline.sharding.manifest import ShardEntry, read_shard_entries, read_shard_segments
 from pipeline.tokenize.collect import ShardCollector
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.decode import ShardTask, read_shard
@@ -35,13 +38,10 @@ from pipeline.tokenize.table import (
 from pipeline.tokenize.tracking import JOB_TAGS, log_job_inputs, log_job_result, run_name
 from storage.fs import Location, check_reachable, open_location
 from storage.mlflow_io import PRODUCTION_ALIAS, tracked_run
-from storage.parquet_io import read_table
 from storage.settings import S3Settings
-from storage.webdataset_io import list_shards
 from training.registry import ModelFiles, fetch_codec
 
 logger = logging.getLogger(__name__)
-SEGMENTS_MANIFEST = ("manifest", "segments.parquet")
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,11 @@ def tokenize_shards(
     check_reachable(out, must_exist=False)
     files = fetch_model(model_uri)  # the alias is resolved here, once; everything below names the version
     model = model_info(model_uri, files)
-    segments = read_table(shards, *SEGMENTS_MANIFEST)
+    entries = read_shard_entries(shards)
     table_url = out.url_of(version_dir(model))
     with tracked_run(config.experiment, run_name(model), tags=JOB_TAGS) as run:
-        segments_url = shards.url_of(*SEGMENTS_MANIFEST)
-        log_job_inputs(run, model, config, shards_url, table_url, segments_url, segments)
-        summary, manifest = _tokenize(shards_url, shards, out, segments, model, files, config, s3, started)
+        log_job_inputs(run, model, config, shards_url, table_url, shards)
+        summary, manifest = _tokenize(shards_url, shards, out, entries, model, files, config, s3, started)
         summary = replace(summary, run_id=run.run_id)
         log_job_result(run, summary, manifest)
     return summary
@@ -137,7 +136,7 @@ def _tokenize(
     shards_url: str,
     shards: Location,
     out: Location,
-    segments: pa.Table,
+    entries: list[ShardEntry],
     model: ModelInfo,
     codec: ModelFiles,
     config: TokenizeConfig,
@@ -145,31 +144,35 @@ def _tokenize(
     started: float,
 ) -> tuple[TokenizeSummary, dict[str, Any]]:
     """Skip the shards already done, run the rest, then write the table manifest from the files present."""
-    paths = {Path(path).stem: path for path in list_shards(shards)}
-    per_shard = {shard: segments.filter(pc.equal(segments.column("shard"), shard)) for shard in sorted(paths)}
+    present = sorted(entries, key=lambda entry: entry.shard)
+    by_name = {entry.shard: entry for entry in present}
+
+    def keys_of(shard: str) -> list[str]:
+        return read_shard_segments(shards, shard, ["key"]).column("key").to_pylist()
+
     pending = [
-        shard
-        for shard, rows in per_shard.items()
-        if not existing_is_valid(out, _parts(model, rows), rows.column("key").to_pylist(), model)
+        entry
+        for entry in present
+        if not existing_is_valid(out, _parts(model, entry), lambda e=entry: keys_of(e.shard), model)  # type: ignore[misc]
     ]
-    tasks = [ShardTask(shard, paths[shard], per_shard[shard].num_rows) for shard in pending]
+    tasks = [ShardTask(entry.shard, entry.path, entry.num_segments) for entry in pending]
     # Ray workers do not share the driver's working directory: hand them an absolute location.
     absolute = shards.url_of()
-    rejected = _run_pipeline(tasks, per_shard, absolute, s3, out, model, codec, config) if tasks else []
+    rejected = _run_pipeline(tasks, by_name, shards, absolute, s3, out, model, codec, config) if tasks else []
     rejected_names = {r.shard for r in rejected}
     files = [
-        describe_file(out, model, "/".join(_parts(model, rows)[1:]), shard, rows.column("split")[0].as_py())
-        for shard, rows in per_shard.items()
-        if shard not in rejected_names
+        describe_file(out, model, "/".join(_parts(model, entry)[1:]), entry.shard, entry.split)
+        for entry in present
+        if entry.shard not in rejected_names
     ]
     manifest = write_table_manifest(out, model, shards_url, files, rejected)
-    written = {shard for shard in pending if shard not in rejected_names}
+    written = {entry.shard for entry in pending if entry.shard not in rejected_names}
     summary = TokenizeSummary(
         table_url=out.url_of(version_dir(model)),
         model=model,
-        shards=len(per_shard),
+        shards=len(by_name),
         shards_written=len(written),
-        shards_reused=len(per_shard) - len(pending),
+        shards_reused=len(present) - len(pending),
         rejected=rejected,
         segments=sum(f.rows for f in files),
         audio_hours=sum(f.audio_seconds for f in files) / 3600.0,
@@ -181,13 +184,14 @@ def _tokenize(
     return summary, manifest
 
 
-def _parts(model: ModelInfo, rows: pa.Table) -> tuple[str, str, str]:
-    return shard_file(model, rows.column("split")[0].as_py(), rows.column("shard")[0].as_py())
+def _parts(model: ModelInfo, entry: ShardEntry) -> tuple[str, str, str]:
+    return shard_file(model, entry.split, entry.shard)
 
 
 def _run_pipeline(
     tasks: list[ShardTask],
-    per_shard: dict[str, pa.Table],
+    entries: dict[str, ShardEntry],
+    shards: Location,
     shards_url: str,
     s3: S3Settings | None,
     out: Location,
@@ -211,7 +215,8 @@ def _run_pipeline(
         config = fitted
     # The codec reaches every actor through the object store, put once (issue 10: no driver-local paths).
     codec_ref = ray.put(codec)
-    durations = pc.mean(pa.concat_tables([per_shard[t.shard] for t in tasks]).column("duration_s")).as_py()
+    pending = [entries[t.shard] for t in tasks]
+    durations = sum(e.audio_seconds for e in pending) / max(1, sum(e.num_segments for e in pending))
     dataset = (
         ray.data.from_items([t.as_row() for t in tasks], override_num_blocks=len(tasks))
         .flat_map(
@@ -227,7 +232,7 @@ def _run_pipeline(
                 "chunks_per_forward": config.chunks_per_forward,
                 "threads": threads,
             },
-            batch_size=config.rows_per_batch(float(durations or 0.0)),
+            batch_size=config.rows_per_batch(durations),
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=config.workers),
             num_gpus=config.gpus_per_worker or None,
@@ -239,20 +244,20 @@ def _run_pipeline(
     rejected: list[RejectedShard] = []
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         for outcome in collector.add_batch(batch):
-            rows = per_shard[outcome.shard]
+            entry = entries[outcome.shard]
             reason = outcome.reason
             if outcome.rows is not None:
                 try:
-                    table = build_table(rows, outcome.rows, model)
+                    table = build_table(read_shard_segments(shards, entry.shard), outcome.rows, model)
                 except ValueError as error:
                     reason = str(error)
                 else:
-                    write_shard_table(table, out, _parts(model, rows), config.compression, config.row_group_size)
+                    write_shard_table(table, out, _parts(model, entry), config.compression, config.row_group_size)
                     continue
             rejected.append(RejectedShard(outcome.shard, paths[outcome.shard], reason))
     rejected += [RejectedShard(o.shard, paths[o.shard], o.reason) for o in collector.finish()]
     for rejection in rejected:  # a stale file from an earlier run must not stand in for a rejected shard
-        parts = _parts(model, per_shard[rejection.shard])
+        parts = _parts(model, entries[rejection.shard])
         if out.exists(*parts):
             out.fs.rm(out.path(*parts))
     return rejected

@@ -8,7 +8,7 @@ each file with the same types the partition inference gives, so both readers agr
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,8 +148,11 @@ def write_shard_table(
     )
 
 
-def existing_is_valid(out: Location, parts: Sequence[str], expected_keys: list[str], model: ModelInfo) -> bool:
-    """True when a shard's file exists, reads, and holds exactly `expected_keys` for this model version."""
+def existing_is_valid(
+    out: Location, parts: Sequence[str], expected_keys: Callable[[], list[str]], model: ModelInfo
+) -> bool:
+    """True when a shard's file exists, reads, and holds exactly `expected_keys()` for this model version (the keys
+    are only read when there is a file to check)."""
     if not out.exists(*parts):
         return False
     try:
@@ -157,7 +160,7 @@ def existing_is_valid(out: Location, parts: Sequence[str], expected_keys: list[s
     except (OSError, pa.ArrowException):
         return False
     return (
-        table.column("utterance_id").to_pylist() == sorted(expected_keys)
+        table.column("utterance_id").to_pylist() == sorted(expected_keys())
         and set(table.column("model_version").to_pylist()) == {int(model.version)}
         and set(table.column("model_name").to_pylist()) == {model.name}
     )

@@ -1,4 +1,9 @@
-"""Check a token table against the sharding manifest: exactly one row per segment, files as the manifest says."""
+"""Check a token table against the sharding manifest: exactly one row per segment, files as the manifest says.
+
+One shard at a time (issue 11): each token file is compared with its own shard's part of the sharding manifest
+(`manifest/parts/{shard}.parquet`), so memory is bounded by the largest shard, not by the corpus. Gaps are
+counted in full; at most `KEPT_EXAMPLES` keys of each kind are kept to quote.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
+from pipeline.sharding.manifest import read_shard_entries, read_shard_segments
 from pipeline.tokenize.manifest import read_table_manifest
 from pipeline.tokenize.table import file_policies
 from storage.fs import open_location
@@ -16,6 +20,7 @@ from storage.parquet_io import list_parquet_files, read_table
 from storage.settings import S3Settings
 
 _SHOWN = 5  # keys quoted per problem in messages
+KEPT_EXAMPLES = 1000  # keys kept per kind of gap (the counts are complete)
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,10 @@ class VerifyReport:
     expected_rows: int
     rows: int
     files: int
-    missing: list[str] = field(default_factory=list)  # manifest keys with no row
+    missing: list[str] = field(default_factory=list)  # manifest keys with no row (first KEPT_EXAMPLES, sorted)
     duplicated: list[str] = field(default_factory=list)  # keys with more than one row
-    unexpected: list[str] = field(default_factory=list)  # rows whose key is not in the manifest
+    unexpected: list[str] = field(default_factory=list)  # rows whose key is not in their shard's manifest part
+    gap_counts: dict[str, int] = field(default_factory=dict)  # "missing"/"duplicated"/"unexpected" -> full count
     checksum_mismatches: list[str] = field(default_factory=list)  # files differing from (or absent in) _manifest.json
     rejected_shards: list[str] = field(default_factory=list)  # as recorded by the last run
     # Distinct encoding policies of the files (training.encoding_policy); more than one is a warning, not a gap:
@@ -50,6 +56,11 @@ class VerifyReport:
             lines.append(f"{self.files_without_policy} files record no encoding policy (written by an older speechtok)")
         return lines
 
+    def count(self, label: str) -> int:
+        """How many keys have this gap (all of them, not only the examples kept)."""
+        kept = {"missing": self.missing, "duplicated": self.duplicated, "unexpected": self.unexpected}[label]
+        return self.gap_counts.get(label, len(kept))
+
     @property
     def ok(self) -> bool:
         return not (self.missing or self.duplicated or self.unexpected or self.checksum_mismatches)
@@ -64,8 +75,9 @@ class VerifyReport:
             ("checksum mismatch", self.checksum_mismatches),
         ):
             if items:
-                more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
-                lines.append(f"{len(items)} {label}: {', '.join(items[:_SHOWN])}{more}")
+                total = len(items) if label == "checksum mismatch" else self.count(label)
+                more = f" (+{total - _SHOWN} more)" if total > _SHOWN else ""
+                lines.append(f"{total} {label}: {', '.join(items[:_SHOWN])}{more}")
         return lines
 
 
@@ -98,14 +110,24 @@ def verify_tokens(
             )
         model_version = versions[0]
     directory = f"model_version={model_version}"
-    expected = read_table(shards, "manifest", "segments.parquet", columns=["key"]).column("key").to_pylist()
     files = list_parquet_files(out, directory)
-    tables = [read_table(out, path, columns=["utterance_id"]) for path in files]
-    keys = pa.concat_tables(tables).column("utterance_id").to_pylist() if tables else []
-    per_file = [file_policies(table) for table in tables]
-    policies = {json.dumps(p, sort_keys=True) for found in per_file for p in found}
-    counts = Counter(keys)
-    expected_set = set(expected)
+    expected_files = {f"{directory}/split={e.split}/{e.shard}.parquet": e for e in read_shard_entries(shards)}
+    gaps = _Gaps()
+    policies: set[str] = set()
+    without_policy = expected_rows = rows = 0
+    for path in sorted(set(files) | set(expected_files)):
+        entry = expected_files.get(path)
+        expected = [] if entry is None else read_shard_segments(shards, entry.shard, ["key"]).column("key").to_pylist()
+        expected_rows += len(expected)
+        keys: list[str] = []
+        if path in files:
+            table = read_table(out, path, columns=["utterance_id"])
+            keys = table.column("utterance_id").to_pylist()
+            found = file_policies(table)
+            policies.update(json.dumps(p, sort_keys=True) for p in found)
+            without_policy += not found
+        rows += len(keys)
+        gaps.add(expected, keys)
     manifest = read_table_manifest(out, model_version)
     mismatches: list[str] = []
     rejected: list[str] = []
@@ -121,14 +143,37 @@ def verify_tokens(
     return VerifyReport(
         table_url=out.url_of(directory),
         model_version=model_version,
-        expected_rows=len(expected),
-        rows=len(keys),
+        expected_rows=expected_rows,
+        rows=rows,
         files=len(files),
-        missing=sorted(expected_set - set(counts)),
-        duplicated=sorted(key for key, n in counts.items() if n > 1),
-        unexpected=sorted(set(counts) - expected_set),
+        missing=sorted(gaps.examples["missing"]),
+        duplicated=sorted(gaps.examples["duplicated"]),
+        unexpected=sorted(gaps.examples["unexpected"]),
+        gap_counts=dict(gaps.counts),
         checksum_mismatches=mismatches,
         rejected_shards=rejected,
         encoding_policies=[json.loads(p) for p in sorted(policies)],
-        files_without_policy=sum(1 for found in per_file if not found),
+        files_without_policy=without_policy,
     )
+
+
+class _Gaps:
+    """Counts of missing, duplicated and unexpected keys over all shards, with the first examples of each."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {"missing": [], "duplicated": [], "unexpected": []}
+
+    def add(self, expected: list[str], keys: list[str]) -> None:
+        """One shard: the keys its manifest part lists and the keys its token file holds."""
+        counts = Counter(keys)
+        wanted = set(expected)
+        found = {
+            "missing": sorted(wanted - set(counts)),
+            "duplicated": sorted(key for key, n in counts.items() if n > 1),
+            "unexpected": sorted(set(counts) - wanted),
+        }
+        for label, items in found.items():
+            self.counts[label] += len(items)
+            room = KEPT_EXAMPLES - len(self.examples[label])
+            self.examples[label].extend(items[:room])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_tokens_decode_to_audio_of_each_rows_duration(table, registry: Path) -> 
     assert summary.tokens_per_audio_second >= codec.tokens_per_second
 
 
-def test_manifest_and_mlflow_lineage(table, registry: Path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_and_mlflow_lineage(table, registry: Path, sharded_sample_corpus: Path) -> None:  # type: ignore[no-untyped-def]
     out, summary = table
     use_tracking_uri(f"sqlite:///{registry}/mlflow.db")
     manifest = json.loads((out / "model_version=1" / "_manifest.json").read_text())
@@ -97,7 +98,12 @@ def test_manifest_and_mlflow_lineage(table, registry: Path) -> None:  # type: ig
     run = client.get_run(summary.run_id)
     assert run.data.params["model_version"] == "1" and run.data.params["config.workers"] == "2"
     assert run.data.metrics["segments"] == summary.segments and run.data.metrics["rejected_shards"] == 0
-    assert run.inputs.dataset_inputs[0].dataset.name == "segments"
+    [lineage] = run.inputs.dataset_inputs  # the manifest's location, digest, count and schema, not its rows
+    shards_manifest = sharded_sample_corpus / "manifest" / "shards.parquet"
+    assert lineage.dataset.name == "segments" and lineage.dataset.source_type == "local"
+    assert lineage.dataset.digest == hashlib.sha256(shards_manifest.read_bytes()).hexdigest()[:16]
+    assert json.loads(lineage.dataset.profile) == {"num_rows": summary.segments}
+    assert {"key", "shard", "duration_s"} <= {c["name"] for c in json.loads(lineage.dataset.schema)["mlflow_colspec"]}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "token_table")] == ["token_table/_manifest.json"]
     version = client.get_model_version(CODEC_MODEL_NAME, "1")
     assert version.tags["speechtok.token_table"] == summary.table_url

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.evaluate.config import EvaluateConfig
+from pipeline.sharding.manifest import SEGMENTS_MANIFEST, read_shard_entries, read_shard_segments
 from pipeline.tokenize.decode import decode_sample
 from storage.fs import Location
-from storage.parquet_io import read_table
 from storage.webdataset_io import iter_samples, list_shards
-
-SEGMENTS_MANIFEST = ("manifest", "segments.parquet")
 
 
 @dataclass(frozen=True)
@@ -62,9 +59,11 @@ class Clip:
 
 
 def select_holdout(location: Location, config: EvaluateConfig) -> EvaluationSet:
-    """Hold-out segments from `manifest/segments.parquet` (`holdout == True`), the first `config.max_clips` by key."""
-    segments = read_table(location, *SEGMENTS_MANIFEST, columns=["key", "shard", "speaker", "sample_rate", "holdout"])
-    held = segments.filter(pc.equal(segments.column("holdout"), True)).sort_by("key")
+    """Hold-out segments (the first `config.max_clips` by key), read from the hold-out shards' own manifest parts
+    only: ~2% of the corpus, never the whole `manifest/segments.parquet`."""
+    columns = ["key", "shard", "speaker", "sample_rate"]
+    parts = [read_shard_segments(location, e.shard, columns) for e in read_shard_entries(location) if e.holdout]
+    held = pa.concat_tables(parts).sort_by("key") if parts else pa.table({name: [] for name in columns})
     if held.num_rows == 0:
         raise ValueError(
             f"{location.url_of(*SEGMENTS_MANIFEST)} has no hold-out segments; re-shard with a holdout_fraction > 0 "

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pipeline.evaluate.dataset import SEGMENTS_MANIFEST, EvaluationSet
+from pipeline.evaluate.dataset import EvaluationSet
+from pipeline.sharding.manifest import read_shard_segments
 from storage.fs import Location
-from storage.parquet_io import read_table
 
 # Utterance ends are rounded up to whole milliseconds (sample_corpus.assemble): allow that much overhang.
 _EDGE_SECONDS = 0.002
@@ -54,7 +54,8 @@ def load_references(
     A segment whose JSON has no `utterances` (real LibriLight) gets text None with the reason.
     """
     columns = ["key", "source", "start_s", "end_s"]
-    rows = {row["key"]: row for row in read_table(shards, *SEGMENTS_MANIFEST, columns=columns).to_pylist()}
+    needed = sorted({segment.shard for segment in selection.segments})  # the selected shards' parts, not the corpus
+    rows = {row["key"]: row for shard in needed for row in read_shard_segments(shards, shard, columns).to_pylist()}
     references: dict[str, ClipReference] = {}
     cache: dict[str, list[dict] | None] = {}
     for segment in selection.segments:

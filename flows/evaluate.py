@@ -1,9 +1,9 @@
 """Prefect flows `evaluate_model` and `evaluate_and_promote`: thin wiring around `pipeline.evaluate` and
 `pipeline.promote`.
 
-`evaluate_and_promote` evaluates the candidate, evaluates production too when it has no evaluation on the same
-hold-out set yet, then applies the quality gate. A failing gate is a result (`PromotionOutcome.promoted` False,
-production unchanged), not a failed flow run, so a pipeline around it carries on with the current production.
+`evaluate_and_promote` runs `pipeline.promote.evaluate_and_promote.evaluate_and_promote_candidate` (evaluate the
+candidate, production too when needed, then the quality gate) and announces a promotion as a Prefect event. A
+failing gate is a result, not a failed flow run.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from prefect.runtime import flow_run
 from flows.settings import Settings, load_settings
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.job import EvaluationSummary, evaluate_model
-from pipeline.evaluate.tracking import latest_evaluation
+from pipeline.promote.evaluate_and_promote import evaluate_and_promote_candidate
 from pipeline.promote.gate import GateConfig
-from pipeline.promote.promote import PromotionOutcome, promote, resolve_candidate
-from storage.mlflow_io import PRODUCTION_ALIAS, alias_version, ui_command, use_tracking_uri
+from pipeline.promote.promote import PromotionOutcome
+from storage.mlflow_io import ui_command, use_tracking_uri
 
 DEFAULT_CANDIDATE = "models:/speechtok-codec@candidate"
 
@@ -51,26 +51,13 @@ def evaluate_and_promote(
 ) -> PromotionOutcome:
     """Evaluate `candidate` (and production if needed) on the hold-out speakers of `shards`, then promote the
     candidate to `production` if the quality gate passes (or no production exists)."""
-    logger = get_run_logger()
     settings = settings or load_settings()
     use_tracking_uri(settings.tracking_uri())
-    evaluate = evaluate or settings.evaluate
-    version = resolve_candidate(candidate)
-    mine = evaluate_model(version.model_uri, shards, evaluate, settings.s3)
-    eval_set = mine.evaluation.selection.set_id
-    production = alias_version(version.name, PRODUCTION_ALIAS)
-    if (
-        production is not None
-        and production.version != version.version
-        and latest_evaluation(production, eval_set, evaluate.experiment) is None
-    ):
-        logger.info("production %s has no evaluation on set %s: evaluating it", production.model_uri, eval_set)
-        evaluate_model(production.model_uri, shards, evaluate, settings.s3)
     actor = f"prefect flow evaluate_and_promote (flow run {flow_run.get_id()})"
-    outcome = promote(
-        version.version, gate or settings.gate, actor=actor, eval_set=eval_set, experiment=evaluate.experiment
+    outcome = evaluate_and_promote_candidate(
+        shards, candidate, evaluate or settings.evaluate, gate or settings.gate, actor=actor, s3=settings.s3
     )
-    logger.info("%s %s: %s", outcome.label, version.model_uri, outcome.reason)
+    get_run_logger().info("%s %s: %s", outcome.label, outcome.candidate.model_uri, outcome.reason)
     if outcome.promoted:
         emit_promotion_event(outcome)
     return outcome

@@ -23,8 +23,8 @@ from pipeline.sharding.discover import discover
 from pipeline.sharding.inspect import inspect_file
 from pipeline.sharding.manifest import ManifestSummary, publish_shard_records, read_completed, write_manifest
 from pipeline.sharding.plan import assign_holdout, plan_shards, shard_digest
-from pipeline.sharding.records import FilePlan, Rejection, ShardPlan, SourceFile
-from pipeline.sharding.writer import ShardResult, write_shard
+from pipeline.sharding.records import FilePlan, Rejection, ShardPlan, ShardResult, SourceFile
+from pipeline.sharding.writer import write_shard
 from storage.fs import check_reachable, is_transient_storage_error, open_location
 from storage.settings import S3Settings
 

@@ -19,8 +19,16 @@ from dataclasses import asdict, dataclass, fields
 import pyarrow as pa
 
 from pipeline.sharding.plan import SHARD_FORMAT_VERSION
-from pipeline.sharding.records import Reason, Rejection, ShardPlan, Stage
-from pipeline.sharding.writer import SHARDS_DIR, SegmentRow, ShardResult, WrittenShard
+from pipeline.sharding.records import (
+    SHARDS_DIR,
+    Reason,
+    Rejection,
+    SegmentRow,
+    ShardPlan,
+    ShardResult,
+    Stage,
+    WrittenShard,
+)
 from storage.fs import Location
 from storage.parquet_io import read_table, write_table, write_tables
 

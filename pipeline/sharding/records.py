@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+SHARDS_DIR = "shards"  # the tars, under the shard root
+
 
 class Stage(StrEnum):
     """Where in the job a file was rejected."""
@@ -121,3 +123,51 @@ class ShardPlan:
     @property
     def tar_name(self) -> str:
         return f"{self.name}.tar"
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One sample of a shard; also one row of `manifest/segments.parquet`."""
+
+    key: str
+    shard: str
+    split: str
+    holdout: bool
+    speaker: str
+    book: str
+    source: str
+    segment_index: int
+    start_s: float
+    end_s: float
+    duration_s: float
+    start_sample: int
+    num_samples: int
+    sample_rate: int
+    snr: float | None
+    vad_source: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a finished shard holds, in counts (its rows go to `manifest/parts/{shard}.parquet`); saved in its
+    completion marker. `sources`/`speakers`: the audio files and speakers with at least one segment here."""
+
+    shard: str
+    split: str
+    holdout: bool
+    sha256: str
+    num_bytes: int
+    num_segments: int
+    audio_seconds: float
+    sources: tuple[str, ...]
+    speakers: tuple[str, ...]
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True)
+class WrittenShard:
+    """A shard just written: its summary and its segment rows (one shard's worth, sorted by key)."""
+
+    result: ShardResult
+    rows: list[SegmentRow]

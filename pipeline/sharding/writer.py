@@ -4,67 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import webdataset
 
 from pipeline.sharding.audio import DecodedAudio, decode_source, encode_flac
 from pipeline.sharding.config import ShardConfig
-from pipeline.sharding.records import FilePlan, Reason, Rejection, ShardPlan, Stage, TimeSpan
+from pipeline.sharding.records import (
+    SHARDS_DIR,
+    FilePlan,
+    Reason,
+    Rejection,
+    SegmentRow,
+    ShardPlan,
+    ShardResult,
+    Stage,
+    TimeSpan,
+    WrittenShard,
+)
 from pipeline.sharding.segments import merge_regions
 from pipeline.sharding.vad import energy_regions
 from storage.fs import Location, local_scratch, publish_file
-
-SHARDS_DIR = "shards"
-
-
-@dataclass(frozen=True)
-class SegmentRow:
-    """One sample of a shard; also one row of `manifest/segments.parquet`."""
-
-    key: str
-    shard: str
-    split: str
-    holdout: bool
-    speaker: str
-    book: str
-    source: str
-    segment_index: int
-    start_s: float
-    end_s: float
-    duration_s: float
-    start_sample: int
-    num_samples: int
-    sample_rate: int
-    snr: float | None
-    vad_source: str
-    notes: str
-
-
-@dataclass(frozen=True)
-class ShardResult:
-    """What a finished shard holds, in counts (its rows go to `manifest/parts/{shard}.parquet`); saved in its
-    completion marker. `sources`/`speakers`: the audio files and speakers with at least one segment here."""
-
-    shard: str
-    split: str
-    holdout: bool
-    sha256: str
-    num_bytes: int
-    num_segments: int
-    audio_seconds: float
-    sources: tuple[str, ...]
-    speakers: tuple[str, ...]
-    rejections: tuple[Rejection, ...]
-
-
-@dataclass(frozen=True)
-class WrittenShard:
-    """A shard just written: its summary and its segment rows (one shard's worth, sorted by key)."""
-
-    result: ShardResult
-    rows: list[SegmentRow]
 
 
 def sample_key(plan: FilePlan, segment_index: int) -> str:

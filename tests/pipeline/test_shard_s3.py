@@ -83,3 +83,30 @@ def test_unreachable_endpoint_fails_fast_naming_the_url(tmp_path: Path) -> None:
     assert "s3://speechtok/corpus" in result.output
     assert "127.0.0.1:9" in result.output
     assert elapsed < 60
+
+
+def test_discovery_on_s3_is_one_recursive_listing(tmp_path: Path, s3_endpoint: str) -> None:
+    """Listing a corpus of many folders costs one paginated, recursive listing, not one request per folder."""
+    from pipeline.sharding.discover import discover
+
+    corpus = make_sample_corpus(tmp_path, speakers=4, minutes=0.5, seed=3)
+    folders = {path.parent for path in corpus.rglob("*.flac")}
+    s3 = S3Settings(endpoint_url=s3_endpoint, access_key_id="testing", secret_access_key="testing")  # type: ignore[arg-type]
+    location = open_location("s3://speechtok/listing", s3)
+    location.fs.put(str(corpus), "speechtok/listing", recursive=True)
+    location.fs.invalidate_cache()
+
+    calls: list[str] = []
+    real_call = location.fs._call_s3
+
+    async def counting_call(method: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(method)
+        return await real_call(method, *args, **kwargs)
+
+    location.fs._call_s3 = counting_call
+    try:
+        found = discover(location)
+    finally:
+        del location.fs._call_s3
+    assert len(found.files) == len(list(corpus.rglob("*.flac"))) and len(folders) >= 4
+    assert [c for c in calls if c.startswith("list")] == ["list_objects_v2"], calls

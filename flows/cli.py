@@ -321,7 +321,7 @@ def tokenize_command(
         },
     )
     try:
-        summary = tokenize_corpus(shards, out, config=settings.tokenize, settings=settings)
+        summary = tokenize_corpus(shards, out, config=settings.tokenize, settings=settings, show_progress=True)
     except (StorageUnreachableError, LookupError, FileNotFoundError) as error:
         console.print(f"[red]cannot tokenize:[/red] {error}")
         raise typer.Exit(2) from error

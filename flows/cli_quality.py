@@ -94,7 +94,7 @@ def evaluate_command(
         {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}, "evaluate": evaluate},
     )
     try:
-        summary = evaluate_model_flow(model, shards, settings.evaluate, settings)
+        summary = evaluate_model_flow(model, shards, settings.evaluate, settings, show_progress=True)
     except (StorageUnreachableError, LookupError, FileNotFoundError, ValueError) as error:
         console.print(f"[red]cannot evaluate:[/red] {error}", highlight=False)
         raise typer.Exit(2) from error

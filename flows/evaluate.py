@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
+from flows.progress import RichProgressSink, progress_bar
 from flows.settings import Settings, load_settings
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.job import EvaluationSummary, evaluate_model
@@ -25,12 +26,18 @@ DEFAULT_CANDIDATE = "models:/speechtok-codec@candidate"
 
 @flow(name="evaluate_model")
 def evaluate_model_flow(
-    model_uri: str, shards: str, config: EvaluateConfig | None = None, settings: Settings | None = None
+    model_uri: str,
+    shards: str,
+    config: EvaluateConfig | None = None,
+    settings: Settings | None = None,
+    show_progress: bool = False,
 ) -> EvaluationSummary:
     """Evaluate one registered codec on the hold-out speakers of `shards` and record it in MLflow."""
     settings = settings or load_settings()
     use_tracking_uri(settings.tracking_uri())
-    summary = evaluate_model(model_uri, shards, config or settings.evaluate, settings.s3)
+    with progress_bar(show_progress) as bar:
+        evaluate = config or settings.evaluate
+        summary = evaluate_model(model_uri, shards, evaluate, settings.s3, progress=RichProgressSink(bar))
     get_run_logger().info(
         "%s: %d clips, evaluation run %s; MLflow UI: %s",
         summary.version.model_uri,

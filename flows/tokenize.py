@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.progress import RichProgressSink, progress_bar
 from flows.settings import Settings, load_settings
 from pipeline.tokenize import TokenizeConfig, TokenizeSummary, tokenize_shards
 from storage.mlflow_io import ui_command, use_tracking_uri
@@ -23,6 +24,7 @@ def tokenize_corpus(
     model_uri: str | None = None,
     config: TokenizeConfig | None = None,
     settings: Settings | None = None,
+    show_progress: bool = False,
 ) -> TokenizeSummary:
     """Tokenize every shard of `shards` into hive-partitioned Parquet under `out`.
 
@@ -36,7 +38,8 @@ def tokenize_corpus(
     model_uri = model_uri or config.model_uri
     use_tracking_uri(settings.tracking_uri())
     logger.info("tokenizing %s with %s; MLflow UI: %s", shards, model_uri, ui_command(settings.tracking_uri()))
-    summary = tokenize_shards(shards, out, model_uri, config, settings.s3)
+    with progress_bar(show_progress) as bar:
+        summary = tokenize_shards(shards, out, model_uri, config, settings.s3, RichProgressSink(bar))
     logger.info(
         "%s: %d segments, %.3f audio hours, %d shards written, %d reused, %d rejected (%s)",
         summary.table_url,

@@ -12,6 +12,7 @@ from pipeline.evaluate.references import ClipReference, load_references
 from pipeline.evaluate.report import write_report
 from pipeline.evaluate.run import Evaluation, evaluate_codec
 from pipeline.evaluate.tracking import log_evaluation, run_name, run_tags
+from pipeline.progress import NoProgress, ProgressSink
 from storage.fs import check_reachable, local_scratch, open_location
 from storage.mlflow_io import PRODUCTION_ALIAS, RegisteredVersion, alias_version, tracked_run
 from storage.settings import S3Settings
@@ -38,6 +39,7 @@ def evaluate_model(
     config: EvaluateConfig | None = None,
     s3: S3Settings | None = None,
     on_clip: Callable[[ClipScores], None] | None = None,
+    progress: ProgressSink | None = None,
 ) -> EvaluationSummary:
     """Evaluate the codec `model_uri` (`models:/name@alias` or `models:/name/N`) on the hold-out speakers of the
     `speechtok shard` output `shards_url`, beside the `production` version (when another one has that alias) and
@@ -57,13 +59,21 @@ def evaluate_model(
         if current is not None and current.version != version.version:
             production = load_codec(current.model_uri).codec
         selection = select_holdout(location, config)
+        progress = progress or NoProgress()
+        progress.start("evaluate clips", len(selection.segments))
+
+        def scored(scores: ClipScores) -> None:
+            progress.advance("evaluate clips")
+            if on_clip is not None:
+                on_clip(scores)
+
         references: dict[str, ClipReference] = {}
         if config.corpus is not None:
             references = load_references(open_location(config.corpus, s3), location, selection, config.max_seconds)
         tags = run_tags(version, selection.set_id, shards_url)
         with tracked_run(config.experiment, run_name(version), tags=tags) as run:
             evaluation = evaluate_codec(
-                codec, location, config, on_clip, selection, production=production, references=references
+                codec, location, config, scored, selection, production=production, references=references
             )
             report = write_report(evaluation, version.model_uri, scratch / "report")
             log_evaluation(run, version, model_uri, config, evaluation, report)

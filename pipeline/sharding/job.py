@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from pipeline.progress import NoProgress, ProgressSink
 from pipeline.sharding.config import ShardConfig
 from pipeline.sharding.discover import discover
 from pipeline.sharding.inspect import inspect_file
@@ -43,22 +44,6 @@ class StepRunner(Protocol):
         """Yield `(index into items, step(item) or the exception it raised)` as each one finishes.
         `label(item)` names the unit of work (task names, logs)."""
         ...
-
-
-class ProgressSink(Protocol):
-    """Where the job reports progress (the CLI's rich bars; `NoProgress` for none)."""
-
-    def start(self, stage: str, total: int, done: int = 0) -> None: ...
-
-    def advance(self, stage: str, amount: int = 1) -> None: ...
-
-
-class NoProgress:
-    def start(self, stage: str, total: int, done: int = 0) -> None:
-        pass
-
-    def advance(self, stage: str, amount: int = 1) -> None:
-        pass
 
 
 @dataclass(frozen=True)

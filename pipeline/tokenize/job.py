@@ -21,6 +21,7 @@ from typing import Any
 
 import ray
 
+from pipeline.progress import NoProgress, ProgressSink
 from pipeline.sharding.manifest import ShardEntry, read_shard_entries, read_shard_segments
 from pipeline.tokenize.collect import ShardCollector
 from pipeline.tokenize.config import TokenizeConfig
@@ -106,6 +107,7 @@ def tokenize_shards(
     model_uri: str | None = None,
     config: TokenizeConfig | None = None,
     s3: S3Settings | None = None,
+    progress: ProgressSink | None = None,
 ) -> TokenizeSummary:
     """Tokenize every shard of a `speechtok shard` output (all splits, hold-out included) into `out_url`.
 
@@ -126,7 +128,9 @@ def tokenize_shards(
     table_url = out.url_of(version_dir(model))
     with tracked_run(config.experiment, run_name(model), tags=JOB_TAGS) as run:
         log_job_inputs(run, model, config, shards_url, table_url, shards)
-        summary, manifest = _tokenize(shards_url, shards, out, entries, model, files, config, s3, started)
+        summary, manifest = _tokenize(
+            shards_url, shards, out, entries, model, files, config, s3, started, progress or NoProgress()
+        )
         summary = replace(summary, run_id=run.run_id)
         log_job_result(run, summary, manifest)
     return summary
@@ -142,6 +146,7 @@ def _tokenize(
     config: TokenizeConfig,
     s3: S3Settings | None,
     started: float,
+    progress: ProgressSink,
 ) -> tuple[TokenizeSummary, dict[str, Any]]:
     """Skip the shards already done, run the rest, then write the table manifest from the files present."""
     present = sorted(entries, key=lambda entry: entry.shard)
@@ -158,7 +163,8 @@ def _tokenize(
     tasks = [ShardTask(entry.shard, entry.path, entry.num_segments) for entry in pending]
     # Ray workers do not share the driver's working directory: hand them an absolute location.
     absolute = shards.url_of()
-    rejected = _run_pipeline(tasks, by_name, shards, absolute, s3, out, model, codec, config) if tasks else []
+    progress.start("tokenize shards", len(present), done=len(present) - len(pending))
+    rejected = _run_pipeline(tasks, by_name, shards, absolute, s3, out, model, codec, config, progress) if tasks else []
     rejected_names = {r.shard for r in rejected}
     files = [
         describe_file(out, model, "/".join(_parts(model, entry)[1:]), entry.shard, entry.split)
@@ -198,6 +204,7 @@ def _run_pipeline(
     model: ModelInfo,
     codec: ModelFiles,
     config: TokenizeConfig,
+    progress: ProgressSink,
 ) -> list[RejectedShard]:
     """Stream the pending shards through Ray Data and write each shard's file as soon as it is complete."""
     if not ray.is_initialized():
@@ -242,6 +249,7 @@ def _run_pipeline(
     collector = ShardCollector({t.shard: t.expected for t in tasks})
     paths = {t.shard: t.path for t in tasks}
     rejected: list[RejectedShard] = []
+    hours_total, hours_done = sum(e.audio_seconds for e in pending) / 3600, 0.0
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         for outcome in collector.add_batch(batch):
             entry = entries[outcome.shard]
@@ -253,8 +261,11 @@ def _run_pipeline(
                     reason = str(error)
                 else:
                     write_shard_table(table, out, _parts(model, entry), config.compression, config.row_group_size)
+                    hours_done += entry.audio_seconds / 3600
+                    progress.advance("tokenize shards", status=f"{hours_done:.2f} of {hours_total:.2f} audio h")
                     continue
             rejected.append(RejectedShard(outcome.shard, paths[outcome.shard], reason))
+            progress.advance("tokenize shards", status=f"{len(rejected)} rejected")
     rejected += [RejectedShard(o.shard, paths[o.shard], o.reason) for o in collector.finish()]
     for rejection in rejected:  # a stale file from an earlier run must not stand in for a rejected shard
         parts = _parts(model, entries[rejection.shard])

@@ -118,6 +118,7 @@ class MetricsLogger:
         self.run_id = run_id
         # The driver owns the run; the chief only streams metrics into it (storage.mlflow_io: one door to MLflow).
         self.run = RunMetrics(tracking_uri, run_id) if self.active else None
+        self.first: tuple[int, float] | None = None  # (step, monotonic time) of the first line, for the ETA
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if self.run is not None:
@@ -125,7 +126,17 @@ class MetricsLogger:
         if self.print_progress:
             main = {k: v for k, v in metrics.items() if k in ("loss", "stft", "lr", "samples_per_s")}
             shown = " ".join(f"{k}={v:.4g}" for k, v in main.items())
-            print(f"[step {step}/{self.total_steps}] {shown}", flush=True)
+            print(f"[step {step}/{self.total_steps}] {shown}{self._eta(step)}", flush=True)
+
+    def _eta(self, step: int) -> str:
+        """` eta 1h02m` from the pace since the first line (blank on the first line)."""
+        now = time.monotonic()
+        if self.first is None or step <= self.first[0]:
+            self.first = self.first or (step, now)
+            return ""
+        seconds = (now - self.first[1]) / (step - self.first[0]) * max(0, self.total_steps - step)
+        hours, rest = divmod(int(seconds), 3600)
+        return f" eta {hours}h{rest // 60:02d}m" if hours else f" eta {rest // 60}m{rest % 60:02d}s"
 
 
 @contextlib.contextmanager

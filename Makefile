@@ -23,6 +23,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/tokenize_throughput.py
 	$(VENV)/bin/python benchmarks/train_step.py
 	$(VENV)/bin/python benchmarks/export_llm.py
+	$(VENV)/bin/python benchmarks/startup.py
 
 gpu-check: setup  ## on a CUDA machine: paper-config GPU tests, then encode throughput per batch shape
 	$(VENV)/bin/python -m pytest -m gpu tests/gpu -v

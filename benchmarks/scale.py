@@ -12,7 +12,8 @@ and extrapolates to 219,041 files / 15,000,000 segments. The corpora vary both t
 per file, so the two slopes are told apart.
 
 Corpus: 16 kHz mono FLAC, quiet noise (-40 dBFS) with `regions` voiced bursts of 0.12 s separated by 0.1 s
-pauses; `voice_activity` in the JSON lists the bursts; sharded with `max_seconds=1`, so each burst is a segment.
+pauses; `voice_activity` in the JSON lists the bursts; sharded with `max_seconds=0.2`, shorter than two bursts and
+their pause, so each burst is a segment (the counts used are the manifest's).
 Shard size is set so a shard holds about 4,400 segments, as a 1 GiB shard of real LibriLight does.
 
 Baseline in the same run: `--baseline-tree DIR` runs the same stages on another checkout of speechtok (e.g.
@@ -43,6 +44,7 @@ FULL_SEGMENTS = 15_000_000
 SEGMENTS_PER_SHARD = 4_400  # 1 GiB shards of LibriLight: 15 M segments / ~3,400 shards
 SAMPLE_RATE = 16_000
 BURST_S, PAUSE_S = 0.12, 0.10
+MAX_SECONDS = 0.2  # < 2 bursts + a pause: no two bursts merge into one segment
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("shard", "tokenize", "verify")
 
@@ -96,7 +98,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> dict[str, float]:
         from flows.shard import run_shard_corpus
         from pipeline.sharding.config import ShardConfig
 
-        config = ShardConfig(max_seconds=1.0, target_shard_bytes=args.shard_bytes, concurrency=2)
+        config = ShardConfig(max_seconds=MAX_SECONDS, target_shard_bytes=args.shard_bytes, concurrency=2)
         run_shard_corpus(args.corpus, args.shards, config, show_progress=False)
     elif stage == "tokenize":
         from pipeline.tokenize.config import TokenizeConfig
@@ -129,6 +131,14 @@ def stage_in_subprocess(stage: str, tree: Path, paths: dict[str, str]) -> dict[s
     if result.returncode != 0:
         raise RuntimeError(f"{stage} on {tree} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def manifest_counts(shards: Path) -> tuple[int, int]:
+    """(segments, shards) as the sharding manifest records them."""
+    import pyarrow.parquet as pq
+
+    segments = pq.read_metadata(shards / "manifest" / "segments.parquet").num_rows
+    return segments, pq.read_metadata(shards / "manifest" / "shards.parquet").num_rows
 
 
 def register_codec(registry: Path) -> None:
@@ -223,9 +233,12 @@ def main() -> None:
                 "registry": str(registry),
                 "shard_bytes": str(shard_bytes),
             }
-            row = f"{name:9} {files:>6} {segments:>8} {shards_wanted:>6} "
+            row = f"{name:9} {files:>6} "
             for stage in stages:
                 figures = stage_in_subprocess(stage, tree, paths)
+                if stage == "shard":
+                    segments, shards = manifest_counts(out / "shards")
+                    row += f"{segments:>8} {shards:>6} "
                 results[name][stage].append(Point(files, segments, figures["wall_s"]))
                 memory[name][stage].append(Point(files, segments, figures["peak_rss_mb"]))
                 row += f"{figures['wall_s']:>10.1f} {figures['peak_rss_mb']:>11.0f}"

@@ -12,9 +12,14 @@ from rich.table import Table
 
 from flows.cli_export import export_llm_command
 from flows.cli_quality import evaluate_command, promote_command
+from flows.cli_server import server_app
 from flows.cli_tables import QUERY_HELP, detokenize_command, query_command, stats_command
+from flows.output import JsonOption, summary_output
+from flows.prefect_server import flow_api
 from flows.progress import console
+from flows.ray_console import VerboseOption, configure_ray_console
 from flows.settings import Settings, load_settings
+from flows.summaries import build_summary, shard_summary, tokenize_summary, training_summary, verify_summary
 from storage.fs import StorageUnreachableError
 
 app = typer.Typer(
@@ -28,7 +33,9 @@ app = typer.Typer(
         "Settings come from --settings YAML, SPEECHTOK_* environment variables and flags (flags win); the standard "
         "variables configure the services: MLFLOW_TRACKING_URI, AWS_* (S3), RAY_ADDRESS (+ RAY_AUTH_MODE=token and "
         "RAY_AUTH_TOKEN for a cluster with token authentication), PREFECT_API_URL. The same commands run locally "
-        "or on a cluster; only these settings differ (README, 'Configuration' and 'Cluster')."
+        "or on a cluster; only these settings differ (README, 'Configuration' and 'Cluster'). "
+        "Flow commands record their runs in Prefect: `speechtok server start` keeps one local Prefect server for "
+        "them instead of a temporary one per command (README, 'Start-up')."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -103,6 +110,8 @@ def shard(
             "authentication needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN."
         ),
     ] = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the Prefect flow `shard_corpus`: cut files at their voice activity into ≤ max-seconds segments,
     write `{split}-{index:06d}.tar` WebDataset shards (FLAC + JSON) and `manifest/*.parquet`.
@@ -110,6 +119,8 @@ def shard(
     Every discovered audio file is either sharded or listed in manifest/rejections.parquet with a reason;
     the command fails only when the run itself fails. Re-running resumes: finished shards are kept."""
     from flows.shard import run_shard_corpus
+
+    configure_ray_console(verbose)  # only matters with --ray-address
 
     settings = _settings(
         settings_file,
@@ -125,14 +136,20 @@ def shard(
             },
         },
     )
-    try:
-        summary = run_shard_corpus(
-            source, destination, settings.shard, settings.s3, show_progress=progress, ray_address=ray_address
-        )
-    except StorageUnreachableError as error:
-        console.print(f"[red]storage error:[/red] {error}")
-        raise typer.Exit(2) from error
-    print_shard_summary(summary)
+    with summary_output(json_output) as output, flow_api():
+        try:
+            summary = run_shard_corpus(
+                source,
+                destination,
+                settings.shard,
+                settings.s3,
+                show_progress=progress and output.progress,
+                ray_address=ray_address,
+            )
+        except StorageUnreachableError as error:
+            console.print(f"[red]storage error:[/red] {error}")
+            raise typer.Exit(2) from error
+        output.show(shard_summary(summary), lambda: print_shard_summary(summary))
 
 
 def print_shard_summary(summary: Any) -> None:
@@ -208,16 +225,20 @@ def train_encoder_command(
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Stage 1 on Ray Train (Prefect flow `train_encoder`): JEPA encoder with DAAM, masked latent prediction
     against an EMA target. Checkpoints every N steps; re-running the same command resumes. Registers the
     encoder in MLflow as `speechtok-encoder` with alias `candidate`."""
+    configure_ray_console(verbose)
     from flows.train import train_encoder
     from training.launch import Scaling
 
     settings = _train_settings(settings_file, storage_root, s3_endpoint, max_steps, batch_size, sample_rate)
-    result = train_encoder(shards, config, settings, Scaling(workers, gpus_per_worker, ray_address), run_name)
-    _print_training(result, settings)
+    with summary_output(json_output) as output, flow_api():
+        result = train_encoder(shards, config, settings, Scaling(workers, gpus_per_worker, ray_address), run_name)
+        output.show(training_summary(result, settings.tracking_uri()), lambda: _print_training(result, settings))
 
 
 @app.command("train-codec")
@@ -235,16 +256,21 @@ def train_codec_command(
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Stage 2 on Ray Train (Prefect flow `train_codec`): frozen encoder → FSQ → HiFi-GAN with MPD+MSD,
     MR-STFT and feature matching. Logs held-out reconstructions and registers the whole codec as
     `speechtok-codec` with alias `candidate`."""
+    configure_ray_console(verbose)
     from flows.train import train_codec
     from training.launch import Scaling
 
     settings = _train_settings(settings_file, storage_root, s3_endpoint, max_steps, batch_size, sample_rate)
-    result = train_codec(shards, encoder, config, settings, Scaling(workers, gpus_per_worker, ray_address), run_name)
-    _print_training(result, settings)
+    scaling = Scaling(workers, gpus_per_worker, ray_address)
+    with summary_output(json_output) as output, flow_api():
+        result = train_codec(shards, encoder, config, settings, scaling, run_name)
+        output.show(training_summary(result, settings.tracking_uri()), lambda: _print_training(result, settings))
 
 
 def _print_training(result: Any, settings: Settings) -> None:
@@ -294,6 +320,8 @@ def tokenize_command(
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the Prefect flow `tokenize_corpus`: decode every shard (all splits, hold-out included) on Ray Data,
     encode it with the codec's actor pool and write one Parquet token file per shard plus `_manifest.json`.
@@ -303,6 +331,7 @@ def tokenize_command(
     complete; damaged shards are reported and the others finish (the exit status stays 0, as for `shard`;
     `verify-tokens` exits 1 while a gap remains). Without the alias `production` it stops and says how to promote a
     codec (`speechtok promote`) or which --model to pass."""
+    configure_ray_console(verbose)
     from flows.tokenize import tokenize_corpus
 
     settings = _settings(
@@ -320,11 +349,23 @@ def tokenize_command(
             },
         },
     )
-    try:
-        summary = tokenize_corpus(shards, out, config=settings.tokenize, settings=settings, show_progress=True)
-    except (StorageUnreachableError, LookupError, FileNotFoundError) as error:
-        console.print(f"[red]cannot tokenize:[/red] {error}")
-        raise typer.Exit(2) from error
+    with summary_output(json_output) as output, flow_api():
+        try:
+            summary = tokenize_corpus(
+                shards, out, config=settings.tokenize, settings=settings, show_progress=output.progress
+            )
+        except (StorageUnreachableError, LookupError, FileNotFoundError) as error:
+            console.print(f"[red]cannot tokenize:[/red] {error}")
+            raise typer.Exit(2) from error
+        output.show(tokenize_summary(summary), lambda: print_tokenize_summary(summary))
+    if summary.rejected:  # like `shard`: rejected inputs are recorded results, not a failed run
+        console.print(
+            f"[yellow]{len(summary.rejected)} shard(s) rejected[/yellow] (listed in the summary and _manifest.json); "
+            "`speechtok verify-tokens` reports the gap until they are re-sharded."
+        )
+
+
+def print_tokenize_summary(summary: Any) -> None:
     table = Table(title=f"tokenize_corpus → {summary.table_url}", show_header=False)
     table.add_row("model", f"{summary.model.uri} → {summary.model.resolved_uri}")
     table.add_row("shards", f"{summary.shards} ({summary.shards_written} written, {summary.shards_reused} reused)")
@@ -337,11 +378,6 @@ def tokenize_command(
         table.add_row(f"  {rejection.shard}", rejection.reason)
     table.add_row("MLflow run", summary.run_id)
     console.print(table)
-    if summary.rejected:  # like `shard`: rejected inputs are recorded results, not a failed run
-        console.print(
-            f"[yellow]{len(summary.rejected)} shard(s) rejected[/yellow] (listed above and in _manifest.json); "
-            "`speechtok verify-tokens` reports the gap until they are re-sharded."
-        )
 
 
 @app.command("verify-tokens")
@@ -353,17 +389,25 @@ def verify_tokens_command(
     ] = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Check that a token table has exactly one row per manifest segment and files matching `_manifest.json`;
     exits 1 on any gap. Warns (exit 0) when the files were encoded under more than one encoding policy."""
     from pipeline.tokenize import verify_tokens
 
     settings = _settings(settings_file, {"s3": {"endpoint_url": s3_endpoint}})
-    try:
-        report = verify_tokens(out, shards, model_version, settings.s3)
-    except (ValueError, FileNotFoundError, StorageUnreachableError) as error:
-        console.print(f"[red]cannot verify:[/red] {error}")
-        raise typer.Exit(2) from error
+    with summary_output(json_output) as output:
+        try:
+            report = verify_tokens(out, shards, model_version, settings.s3)
+        except (ValueError, FileNotFoundError, StorageUnreachableError) as error:
+            console.print(f"[red]cannot verify:[/red] {error}")
+            raise typer.Exit(2) from error
+        output.show(verify_summary(report), lambda: print_verify_report(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_verify_report(report: Any) -> None:
     table = Table(title=f"verify-tokens {report.table_url}", show_header=False)
     table.add_row("files", str(report.files))
     table.add_row("rows / manifest segments", f"{report.rows} / {report.expected_rows}")
@@ -378,8 +422,6 @@ def verify_tokens_command(
         table.add_row("rejected shard", rejected)
     table.add_row("result", "[green]ok[/green]" if report.ok else "[red]gaps found[/red]")
     console.print(table)
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 # Token tables: SQL, statistics and decoding back to audio (flows/cli_tables.py).
@@ -391,6 +433,9 @@ app.command("export-llm")(export_llm_command)
 # Codec quality: evaluation on the hold-out speakers and the gated promotion (flows/cli_quality.py).
 app.command("evaluate")(evaluate_command)
 app.command("promote")(promote_command)
+
+# One local Prefect server for the flow commands (flows/cli_server.py, flows/prefect_server.py).
+app.add_typer(server_app, name="server")
 
 
 # The paper's reported sizes (Ioannides et al. 2025; spec §10), shown beside ours by `model-info`.
@@ -437,11 +482,14 @@ def demo(
     codec_steps: Annotated[int, typer.Option(help="Stage-2 optimiser steps.", min=1)] = 60,
     workers: Annotated[int, typer.Option(help="Ray Train workers (CPU).", min=1)] = 2,
     ray_address: RayAddressOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """The main job on embedded defaults, as the Prefect flow `build_tokens`: sample corpus → shards →
     stage 1 (tiny) → stage 2 (tiny) → evaluate → promote → tokenize → stats (about 10 minutes on 2 CPU cores).
 
     Re-running reuses the corpus, shards, checkpoints and token files already there."""
+    configure_ray_console(verbose)
     from flows.build_tokens import BuildTokensConfig, build_tokens
 
     config = BuildTokensConfig(
@@ -453,8 +501,9 @@ def demo(
         train_workers=workers,
         ray_address=ray_address,
     )
-    result = build_tokens(config)
-    print_build_summary(result)
+    with summary_output(json_output) as output, flow_api():
+        result = build_tokens(config)
+        output.show(build_summary(result), lambda: print_build_summary(result))
 
 
 def print_build_summary(result: Any) -> None:

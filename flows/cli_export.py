@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from flows.cli_tables import S3EndpointOption, SettingsOption, TableArgument, _fail, _settings
+from flows.output import JsonOption, summary_output
 from flows.progress import console, progress_bar
 from pipeline.export.config import DocumentUnit, ExportFormat, ExportOrder
 from storage.fs import StorageUnreachableError
+
+if TYPE_CHECKING:
+    from pipeline.export.job import ExportSummary
 
 SPECIAL_HELP = "an id >= the vocabulary size and < 65536, or 'none' to leave it out"
 
@@ -62,6 +66,7 @@ def export_llm_command(
     ] = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Export a token table for LLM training: little-endian uint16 token files per split (train = non-hold-out
     speakers, validation = hold-out speakers), books in source order, frames never split inside a document.
@@ -73,9 +78,10 @@ def export_llm_command(
     Re-running resumes: finished shards whose plan is unchanged are kept, so a killed export ends with the
     same bytes. The run is recorded in MLflow (experiment `export`). Read it back with
     `pipeline.export.dataset.ExportWindows` or megatron.core's IndexedDataset."""
+    from flows.summaries import export_summary
     from pipeline.export import ExportConfig, SpecialIds, plan_export
     from pipeline.export.tracking import tracked_export
-    from storage.mlflow_io import ui_command, use_tracking_uri
+    from storage.mlflow_io import use_tracking_uri
 
     settings = _settings(settings_file, {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}})
     try:
@@ -86,12 +92,22 @@ def export_llm_command(
     except (ValueError, LookupError, FileNotFoundError, StorageUnreachableError) as error:
         raise _fail("cannot export", error) from error
     use_tracking_uri(settings.tracking_uri())
-    with progress_bar(progress) as bar:
-        task = bar.add_task("export-llm (tokens)", total=plan.tokens)
-        try:
-            summary = tracked_export(plan, out, settings.s3, lambda n: bar.advance(task, n))
-        except (ValueError, OSError) as error:
-            raise _fail("export failed (re-run to resume)", error) from error
+    with summary_output(json_output) as output:
+        with progress_bar(progress and output.progress) as bar:
+            task = bar.add_task("export-llm (tokens)", total=plan.tokens)
+            try:
+                summary = tracked_export(plan, out, settings.s3, lambda n: bar.advance(task, n))
+            except (ValueError, OSError) as error:
+                raise _fail("export failed (re-run to resume)", error) from error
+        output.show(export_summary(summary), lambda: print_export(summary, settings.tracking_uri()))
+
+
+def print_export(summary: ExportSummary, tracking_uri: str) -> None:
+    """Where the export is, what it holds per split, its size on disk and throughput."""
+    from storage.mlflow_io import ui_command
+
+    plan, config = summary.plan, summary.plan.config
+    fmt, document, specials = config.format, config.document, config.specials
     table = Table(title=f"export-llm → {summary.out_url}", show_header=False)
     table.add_row("source", f"{plan.source.url} ({plan.source.resolved_model_uri})")
     table.add_row("layout", f"{fmt.value}, one document per {document.value}, specials {specials.used() or 'none'}")
@@ -109,5 +125,5 @@ def export_llm_command(
         f"files, {summary.bytes_on_disk / per_token:.3f} with index.parquet and meta.json",
     )
     table.add_row("throughput", f"{summary.tokens_per_second:,.0f} tokens / s ({summary.wall_seconds:.1f} s)")
-    table.add_row("MLflow run", f"{summary.run_id}  ({ui_command(settings.tracking_uri())})")
+    table.add_row("MLflow run", f"{summary.run_id}  ({ui_command(tracking_uri)})")
     console.print(table)

@@ -10,6 +10,8 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from flows.output import JsonOption, summary_output
+from flows.prefect_server import flow_api
 from flows.progress import console
 from flows.settings import Settings, load_settings
 from storage.fs import StorageUnreachableError
@@ -64,6 +66,7 @@ def evaluate_command(
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Run the Prefect flow `evaluate_model`: encode and decode every hold-out segment with the codec and measure
     mel L1, MR-STFT, SI-SDR, STOI, wideband PESQ, F0 RMSE and voicing error per clip, plus (with the `eval`
@@ -73,6 +76,7 @@ def evaluate_command(
     `evaluate`) with a Markdown + PNG report (comparison table with each metric's runtime per audio minute), and
     tags the model version with the results (`speechtok.eval.*`), which `speechtok promote` compares."""
     from flows.evaluate import evaluate_model_flow
+    from flows.summaries import evaluation_summary
     from pipeline.evaluate.config import METRIC_GROUPS
 
     skipped = set(skip or [])
@@ -93,12 +97,13 @@ def evaluate_command(
         settings_file,
         {"storage_root": storage_root, "s3": {"endpoint_url": s3_endpoint}, "evaluate": evaluate},
     )
-    try:
-        summary = evaluate_model_flow(model, shards, settings.evaluate, settings, show_progress=True)
-    except (StorageUnreachableError, LookupError, FileNotFoundError, ValueError) as error:
-        console.print(f"[red]cannot evaluate:[/red] {error}", highlight=False)
-        raise typer.Exit(2) from error
-    print_evaluation(summary, settings)
+    with summary_output(json_output) as output, flow_api():
+        try:
+            summary = evaluate_model_flow(model, shards, settings.evaluate, settings, show_progress=not json_output)
+        except (StorageUnreachableError, LookupError, FileNotFoundError, ValueError) as error:
+            console.print(f"[red]cannot evaluate:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from error
+        output.show(evaluation_summary(summary, settings.tracking_uri()), lambda: print_evaluation(summary, settings))
 
 
 def print_evaluation(summary: Any, settings: Settings) -> None:
@@ -178,12 +183,14 @@ def promote_command(
     ] = None,
     storage_root: StorageOption = None,
     settings_file: SettingsOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Move the alias `production` of speechtok-codec to the candidate if the quality gate passes: the primary
     metric must be better than production's and no gated metric worse beyond its tolerance (settings `gate:`).
     With no production version the candidate is promoted. Both versions need an evaluation on the same hold-out
     set (`speechtok evaluate`). The decision, compared metrics and who promoted are recorded as version tags
     (`speechtok.promotion.*`). Exits 1 when the gate refuses the candidate (the alias is unchanged)."""
+    from flows.summaries import promotion_summary
     from pipeline.promote.gate import GateConfig
     from pipeline.promote.promote import default_actor, promote
 
@@ -199,20 +206,21 @@ def promote_command(
     from storage.mlflow_io import use_tracking_uri
 
     use_tracking_uri(settings.tracking_uri())
-    try:
-        outcome = promote(
-            candidate,
-            gate,
-            actor=default_actor("speechtok promote" + (" --force" if force else "")),
-            force=force,
-            force_reason=reason,
-            eval_set=eval_set,
-            experiment=settings.evaluate.experiment,
-        )
-    except (LookupError, ValueError) as error:
-        console.print(f"[red]cannot promote:[/red] {error}", highlight=False)
-        raise typer.Exit(2) from error
-    print_promotion(outcome)
+    with summary_output(json_output) as output:
+        try:
+            outcome = promote(
+                candidate,
+                gate,
+                actor=default_actor("speechtok promote" + (" --force" if force else "")),
+                force=force,
+                force_reason=reason,
+                eval_set=eval_set,
+                experiment=settings.evaluate.experiment,
+            )
+        except (LookupError, ValueError) as error:
+            console.print(f"[red]cannot promote:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from error
+        output.show(promotion_summary(outcome), lambda: print_promotion(outcome))
     if not outcome.promoted and outcome.label != "unchanged":
         raise typer.Exit(GATE_FAILED)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
+from flows.output import JsonOption, summary_output
 from flows.progress import console
 from flows.settings import Settings, load_settings
 from pipeline.query.views import describe
@@ -18,7 +18,10 @@ from storage.duckdb_io import ResultFormat
 from storage.fs import StorageUnreachableError
 
 if TYPE_CHECKING:
-    from pipeline.query.stats import GroupStats
+    import pyarrow as pa
+
+    from pipeline.export.meta import ExportStatus
+    from pipeline.query.stats import GroupStats, TableStats
 
 # Results go to standard output (pipeable); messages and errors go to `console` (standard error).
 results = Console(soft_wrap=False)
@@ -156,24 +159,36 @@ def stats_command(
     ] = None,
     settings_file: SettingsOption = None,
     s3_endpoint: S3EndpointOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Print a token table's audio hours, tokens, tokens/s and per split, speaker and book counts; write the
     token-frequency histogram (count per token value and rank-frequency) as a PNG. With --export, also a row per
     LLM export of the table."""
+    from flows.summaries import stats_summary
     from pipeline.query.histogram import histogram_png
     from pipeline.query.stats import table_stats
     from pipeline.query.table import TokenTableNotFoundError, open_token_table
     from storage.outputs import open_file_target
 
     settings = _settings(settings_file, {"s3": {"endpoint_url": s3_endpoint}})
-    try:
-        with open_token_table(out, settings.s3) as table:
-            stats = table_stats(table, model_version)
-    except (TokenTableNotFoundError, StorageUnreachableError, LookupError) as error:
-        raise _fail("no token table", error) from error
+    with summary_output(json_output) as output:
+        try:
+            with open_token_table(out, settings.s3) as table:
+                stats = table_stats(table, model_version)
+        except (TokenTableNotFoundError, StorageUnreachableError, LookupError) as error:
+            raise _fail("no token table", error) from error
+        statuses = _export_statuses(out, export or [], settings)
+        target = open_file_target(histogram, settings.s3)
+        target.write_bytes(histogram_png(stats.histogram, title=stats.url))
+        output.show(stats_summary(stats, top, statuses, target.url), lambda: print_stats(stats, top, statuses))
+    console.print(f"histogram: {target.url}")
+
+
+def print_stats(stats: TableStats, top: int, exports: list[ExportStatus]) -> None:
+    """The summary, the per-group tables and (when any) the LLM exports, on standard output."""
     summary = Table(title=f"token table {stats.url}", show_header=False)
-    if model_version is not None:
-        summary.add_row("model version", str(model_version))
+    if stats.model_version is not None:
+        summary.add_row("model version", str(stats.model_version))
     summary.add_row("utterances", f"{stats.utterances:,}")
     summary.add_row("audio hours", f"{stats.hours:.3f}")
     summary.add_row("frames", f"{stats.frames:,}")
@@ -186,24 +201,25 @@ def stats_command(
     results.print(_group_table("model version / split", stats.by_version_split, top, ("speakers", "books")))
     results.print(_group_table("speaker", stats.by_speaker, top, ("books",)))
     results.print(_group_table("book", stats.by_book, top, ("speakers",)))
-    if export:
-        results.print(_export_table(out, export, settings))
-    target = open_file_target(histogram, settings.s3)
-    target.write_bytes(histogram_png(stats.histogram, title=stats.url))
-    console.print(f"histogram: {target.url}")
+    if exports:
+        results.print(_export_table(exports))
 
 
-def _export_table(table_url: str, exports: list[str], settings: Settings) -> Table:
-    """One row per `export-llm` output: layout, tokens per split, shards, current or stale."""
+def _export_statuses(table_url: str, exports: list[str], settings: Settings) -> list[ExportStatus]:
+    """What each `export-llm` output holds and whether it is current with the table."""
     from pipeline.export.meta import export_status
 
+    try:
+        return [export_status(url, table_url, settings.s3) for url in exports]
+    except (FileNotFoundError, ValueError, StorageUnreachableError) as error:
+        raise _fail("cannot read export", error) from error
+
+
+def _export_table(statuses: list[ExportStatus]) -> Table:
+    """One row per `export-llm` output: layout, tokens per split, shards, current or stale."""
     table = Table("export", "layout", "model version", "train tokens", "validation tokens", "shards", "source")
     table.title = "LLM exports"
-    for url in exports:
-        try:
-            status = export_status(url, table_url, settings.s3)
-        except (FileNotFoundError, ValueError, StorageUnreachableError) as error:
-            raise _fail("cannot read export", error) from error
+    for status in statuses:
         source = {True: "current", False: "stale (table changed since)", None: "version not in table"}[status.current]
         table.add_row(
             status.url,

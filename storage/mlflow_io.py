@@ -4,6 +4,10 @@ Nothing else in speechtok talks to MLflow directly (STYLE: storage knows where b
 external system): the driver's runs (start, resume, params, tags, artifacts, end), the metrics Ray Train workers
 log into the driver's run, and the registry. The default tracking store is SQLite under the storage root, which
 works offline; `MLFLOW_TRACKING_URI` or `mlflow.tracking_uri` select a tracking server (required on a cluster).
+
+MLflow itself (about 1.5 s to import, most of it pandas and scipy) is imported by the functions that use it, not
+here: the settings import this module's names, and commands that never touch MLflow (`shard`, `query`,
+`--help`) should not pay for it (issue 11).
 """
 
 from __future__ import annotations
@@ -17,15 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-import pandas as pd
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import Metric
-from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:
+    import pandas as pd
 
 CODEC_MODEL_NAME = "speechtok-codec"
 ENCODER_MODEL_NAME = "speechtok-encoder"
@@ -51,6 +50,8 @@ def default_tracking_uri(storage_root: str) -> str:
 
 def use_tracking_uri(uri: str) -> None:
     """Point this process's MLflow client (tracking and registry) at `uri`."""
+    import mlflow
+
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 
@@ -58,6 +59,8 @@ def use_tracking_uri(uri: str) -> None:
 def ensure_experiment(name: str) -> str:
     """Create the experiment if needed, with its artifacts beside a SQLite store (not in the working
     directory, MLflow's default); returns its id and makes it the active experiment."""
+    import mlflow
+
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         uri = mlflow.get_tracking_uri()
@@ -103,6 +106,9 @@ def log_and_register(
     `sys.path` at load time), so `mlflow.pyfunc.load_model("models:/name/N")` works where speechtok is not
     installed, given the pinned pip requirements.
     """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     with tempfile.TemporaryDirectory() as staging:
         # MLflow stores an artifact directory under its base name: stage it as `artifact_key`.
         named = Path(staging) / artifact_key
@@ -130,6 +136,9 @@ def download_model_artifact(model_uri: str, artifact_key: str, destination: Path
 
     Raises LookupError naming the URI (and how to create one) when the registry has no such model or alias.
     """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     try:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=model_uri, dst_path=None if destination is None else str(destination)
@@ -147,6 +156,10 @@ def download_model_artifact(model_uri: str, artifact_key: str, destination: Path
 
 def resolve_version(model_uri: str) -> RegisteredVersion:
     """`models:/name@alias` or `models:/name/version` -> the concrete registered version."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     if not model_uri.startswith("models:/"):
         raise ValueError(f"{model_uri} is not a registry URI (models:/name@alias or models:/name/version)")
     body = model_uri[len("models:/") :]
@@ -165,11 +178,15 @@ def resolve_version(model_uri: str) -> RegisteredVersion:
 
 def set_model_version_tag(version: RegisteredVersion, key: str, value: str) -> None:
     """Tag a registered version (e.g. with the token table it produced)."""
+    from mlflow.tracking import MlflowClient
+
     MlflowClient().set_model_version_tag(version.name, version.version, key, value)
 
 
 def set_model_version_tags(version: RegisteredVersion, tags: dict[str, str]) -> None:
     """Set several tags on a registered version."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
@@ -187,6 +204,8 @@ class VersionDetails:
 
 def version_details(version: RegisteredVersion) -> VersionDetails:
     """Tags, aliases and logged-model id of a registered version."""
+    from mlflow.tracking import MlflowClient
+
     found = MlflowClient().get_model_version(version.name, version.version)
     model_id = getattr(found, "model_id", None)
     source = found.source or ""
@@ -206,6 +225,8 @@ def alias_version(name: str, alias: str) -> RegisteredVersion | None:
 
 def set_alias(version: RegisteredVersion, alias: str) -> None:
     """Point `alias` of the registered model at `version` (moving it from any other version)."""
+    from mlflow.tracking import MlflowClient
+
     MlflowClient().set_registered_model_alias(version.name, alias, version.version)
 
 
@@ -222,6 +243,9 @@ class RunRecord:
 
 def find_runs(experiment: str, tags: dict[str, str]) -> list[RunRecord]:
     """FINISHED runs of `experiment` whose tags equal `tags`, newest first (empty if the experiment is absent)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         return []
@@ -252,20 +276,22 @@ class DatasetInput:
     context: str = "input"
 
 
-class _MetadataDataset(MetaDataset):
-    """An MLflow dataset of metadata only, with its row count as the profile MLflow shows."""
+def _metadata_dataset(dataset: DatasetInput) -> Any:
+    """An MLflow dataset of metadata only (`MetaDataset`), with the row count as the profile MLflow shows."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.models import infer_signature
 
-    def __init__(self, dataset: DatasetInput) -> None:
-        self._num_rows = dataset.num_rows
-        schema = infer_signature(dataset.sample).inputs
-        super().__init__(resolve_dataset_source(dataset.source), dataset.name, dataset.digest, schema)
+    class MetadataDataset(MetaDataset):
+        @property
+        def profile(self) -> dict[str, int]:
+            return {"num_rows": dataset.num_rows}
 
-    @property
-    def profile(self) -> dict[str, int]:
-        return {"num_rows": self._num_rows}
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(self.profile)}
 
-    def to_dict(self) -> dict[str, str]:
-        return {**super().to_dict(), "profile": json.dumps(self.profile)}
+    schema = infer_signature(dataset.sample).inputs
+    return MetadataDataset(resolve_dataset_source(dataset.source), dataset.name, dataset.digest, schema)
 
 
 class TrackedRun:
@@ -275,6 +301,8 @@ class TrackedRun:
         self.run_id = run_id
 
     def log_params(self, params: Mapping[str, object]) -> None:
+        import mlflow
+
         items = [(key, str(value)) for key, value in params.items()]
         for start in range(0, len(items), _MAX_PARAMS_PER_CALL):
             mlflow.log_params(dict(items[start : start + _MAX_PARAMS_PER_CALL]))
@@ -282,24 +310,36 @@ class TrackedRun:
     def log_metrics(self, metrics: dict[str, float], model_id: str | None = None) -> None:
         """Log run metrics; with `model_id` (a registered version's logged model, MLflow 3) they are also linked
         to that model, so the registry page of the version shows them."""
+        import mlflow
+
         mlflow.log_metrics(metrics, model_id=model_id)
 
     def log_artifacts(self, directory: Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
         mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
         mlflow.set_tags(tags)
 
     def log_input(self, dataset: DatasetInput) -> None:
-        mlflow.log_input(_MetadataDataset(dataset), context=dataset.context)
+        import mlflow
+
+        mlflow.log_input(_metadata_dataset(dataset), context=dataset.context)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
 @contextmanager
 def tracked_run(experiment: str, run_name: str, tags: dict[str, str] | None = None) -> Iterator[TrackedRun]:
     """Start a run in `experiment` (created if needed); it ends FINISHED, or FAILED when the body raises."""
+    import mlflow
+
     ensure_experiment(experiment)
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         yield TrackedRun(run.info.run_id)
@@ -307,6 +347,9 @@ def tracked_run(experiment: str, run_name: str, tags: dict[str, str] | None = No
 
 def unfinished_run(experiment: str, run_key: str) -> RunRecord | None:
     """The newest run of `experiment` tagged `speechtok.run_name = run_key` that did not finish (None: none)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         return None
@@ -330,6 +373,8 @@ def resumable_run(
 ) -> Iterator[TrackedRun]:
     """Resume the unfinished run of `experiment` named `run_key` (a re-run of a crashed job continues its run),
     or start one with `tags` and `params`; it ends FINISHED, or FAILED when the body raises."""
+    import mlflow
+
     ensure_experiment(experiment)
     previous = unfinished_run(experiment, run_key)
     if previous is not None:
@@ -348,9 +393,13 @@ class RunMetrics:
     run's lifecycle, the chief worker streams its step metrics into it."""
 
     def __init__(self, tracking_uri: str, run_id: str) -> None:
+        from mlflow.tracking import MlflowClient
+
         self.run_id = run_id
         self.client = MlflowClient(tracking_uri=tracking_uri)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(key, float(v), now, step) for key, v in metrics.items()])

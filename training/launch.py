@@ -132,7 +132,8 @@ def train(job: TrainJob, scaling: Scaling, extra_tags: dict[str, str] | None = N
     job = pin_encoder(job)
     _check_resumable(job)
     if not ray.is_initialized():
-        ray.init(address=scaling.ray_address, log_to_driver=True)
+        # log_to_driver: Ray's default (RAY_LOG_TO_DRIVER), which the CLI turns off unless --verbose (issue 11)
+        ray.init(address=scaling.ray_address)
     tags = {"speechtok.stage": job.stage, "ray.address": scaling.ray_address or "local", **(extra_tags or {})}
     if job.encoder_uri:
         tags[ENCODER_VERSION_TAG] = job.encoder_uri

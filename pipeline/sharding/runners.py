@@ -46,7 +46,7 @@ class RayRunner:
 
         self._started = not ray.is_initialized()
         if self._started:
-            ray.init(address=address, log_to_driver=False)  # None: RAY_ADDRESS, else a local instance
+            ray.init(address=address)  # None: RAY_ADDRESS, else a local instance (worker logs: flows.ray_console)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.in_flight = in_flight or max(1, 2 * cpus)
         self._call = ray.remote(num_cpus=1, max_retries=0)(_call_step)

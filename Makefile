@@ -24,6 +24,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/train_step.py
 	$(VENV)/bin/python benchmarks/export_llm.py
 	$(VENV)/bin/python benchmarks/startup.py
+	$(VENV)/bin/python benchmarks/scale.py  # ~25 min: shard → tokenize → verify at 4 sizes, extrapolated to LibriLight
 
 gpu-check: setup  ## on a CUDA machine: paper-config GPU tests, then encode throughput per batch shape
 	$(VENV)/bin/python -m pytest -m gpu tests/gpu -v

@@ -28,8 +28,8 @@ __all__ = ["ShardRunSummary", "run_shard_corpus", "shard_corpus"]
 
 
 @task(name="sharding-step", cache_policy=NO_CACHE)
-def sharding_step(step: Callable[[Any], Any], item: Any, execute: Callable[..., Any]) -> Any:
-    return execute(step, item)
+def sharding_step(step: Callable[[Any], Any], item: Any, execute: Callable[..., Any], name: str) -> Any:
+    return execute(step, item, name)
 
 
 class PrefectTaskRunner:
@@ -45,9 +45,10 @@ class PrefectTaskRunner:
         name = getattr(step, "name", "step")
         futures = {}
         for index, item in enumerate(items):
-            named = sharding_step.with_options(name=name, task_run_name=f"{name} {label(item)}")
+            run_name = f"{name} {label(item)}"
+            named = sharding_step.with_options(name=name, task_run_name=run_name)
             # quote(): Prefect passes them as they are instead of walking every field looking for futures.
-            future = named.submit(quote(step), quote(item), quote(self.execute))  # type: ignore[call-overload]
+            future = named.submit(quote(step), quote(item), quote(self.execute), run_name)  # type: ignore[call-overload]
             futures[future.task_run_id] = (index, future)
         for future in as_completed([future for _, future in futures.values()]):
             index = futures[future.task_run_id][0]

@@ -63,7 +63,7 @@ def tokenize_summary(summary: TokenizeSummary) -> dict[str, Any]:
 
 
 def verify_summary(report: VerifyReport) -> dict[str, Any]:
-    """`verify-tokens --json`: counts, every gap (keys included) and warnings."""
+    """`verify-tokens --json`: counts, every gap counted in full (`gap_counts`) with its first keys, and warnings."""
     return {**to_json(report), "ok": report.ok, "problems": report.problems(), "warnings": report.warnings()}
 
 

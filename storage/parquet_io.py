@@ -42,17 +42,29 @@ def write_table(
 
 
 def write_tables(
-    tables: Iterable[pa.Table], schema: pa.Schema, location: Location, *parts: str, compression: str = "zstd"
+    tables: Iterable[pa.Table],
+    schema: pa.Schema,
+    location: Location,
+    *parts: str,
+    compression: str = "zstd",
+    rows_per_group: int = 131_072,
 ) -> int:
-    """Write `tables` one after another into one Parquet file at `location/parts` (each a row group or more),
-    published atomically at the end. Only one table is in memory at a time. Returns the number of rows."""
+    """Write `tables` one after another into one Parquet file at `location/parts`, published atomically at the end.
+    Small tables are gathered into row groups of about `rows_per_group` rows (few, large groups keep the footer
+    small and scans fast); memory holds one group. Returns the number of rows."""
     rows = 0
+    pending: list[pa.Table] = []
     with local_scratch() as scratch:
         staging = scratch / "table.parquet"
         with pq.ParquetWriter(staging, schema, compression=compression) as writer:
             for table in tables:
-                writer.write_table(table.cast(schema))
+                pending.append(table.cast(schema))
                 rows += table.num_rows
+                if sum(t.num_rows for t in pending) >= rows_per_group:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=rows_per_group)
+                    pending = []
+            if pending or rows == 0:
+                writer.write_table(pa.concat_tables(pending) if pending else schema.empty_table())
         publish_file(staging, location, *parts)
     return rows
 

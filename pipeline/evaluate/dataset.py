@@ -62,7 +62,13 @@ def select_holdout(location: Location, config: EvaluateConfig) -> EvaluationSet:
     """Hold-out segments (the first `config.max_clips` by key), read from the hold-out shards' own manifest parts
     only: ~2% of the corpus, never the whole `manifest/segments.parquet`."""
     columns = ["key", "shard", "speaker", "sample_rate"]
-    parts = [read_shard_segments(location, e.shard, columns) for e in read_shard_entries(location) if e.holdout]
+    # Each part is sorted by key, so the first `max_clips` overall are among the first `max_clips` of each part.
+    keep = config.max_clips
+    parts = [
+        read_shard_segments(location, e.shard, columns).slice(0, keep)
+        for e in read_shard_entries(location)
+        if e.holdout
+    ]
     held = pa.concat_tables(parts).sort_by("key") if parts else pa.table({name: [] for name in columns})
     if held.num_rows == 0:
         raise ValueError(

@@ -22,7 +22,13 @@ from pipeline.progress import NoProgress, ProgressSink
 from pipeline.sharding.config import ShardConfig
 from pipeline.sharding.discover import discover
 from pipeline.sharding.inspect import inspect_file
-from pipeline.sharding.manifest import ManifestSummary, publish_shard_records, read_completed, write_manifest
+from pipeline.sharding.manifest import (
+    ManifestSummary,
+    publish_shard_records,
+    read_completed,
+    withdraw_marker,
+    write_manifest,
+)
 from pipeline.sharding.plan import assign_holdout, plan_shards, shard_digest
 from pipeline.sharding.records import FilePlan, Rejection, ShardPlan, ShardResult, SourceFile
 from pipeline.sharding.writer import write_shard
@@ -73,6 +79,7 @@ class WriteShardStep:
     def __call__(self, planned: tuple[ShardPlan, str]) -> ShardResult:
         shard, digest = planned
         destination = open_location(self.destination_url, self.s3)
+        withdraw_marker(destination, shard.name)
         written = write_shard(open_location(self.source_url, self.s3), destination, shard, self.config)
         publish_shard_records(destination, written, digest)
         return written.result

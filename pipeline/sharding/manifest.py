@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import pyarrow as pa
 
@@ -30,7 +32,7 @@ from pipeline.sharding.records import (
     WrittenShard,
 )
 from storage.fs import Location
-from storage.parquet_io import read_table, write_table, write_tables
+from storage.parquet_io import open_parquet, read_table, write_table, write_tables
 
 MARKERS_DIR = "_markers"
 MANIFEST_DIR = "manifest"
@@ -68,7 +70,13 @@ def read_shard_entries(location: Location) -> list[ShardEntry]:
 
 def read_shard_segments(location: Location, shard: str, columns: list[str] | None = None) -> pa.Table:
     """One shard's segment rows (sorted by key), from its part; `columns` to read only some."""
-    return read_table(location, *segment_part_parts(shard), columns=columns)
+    try:
+        return read_table(location, *segment_part_parts(shard), columns=columns)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{location.url_of(*segment_part_parts(shard))} not found: shards written before per-shard manifest "
+            f"parts (speechtok < issue 11) need `speechtok shard` re-run on the corpus into {location.url}"
+        ) from error
 
 
 SEGMENTS_SCHEMA = pa.schema(
@@ -131,10 +139,7 @@ def read_completed(location: Location, shard: ShardPlan, digest: str) -> ShardRe
     payload = json.loads(location.read_bytes(*marker_parts(shard.name)))
     if payload.get("format") != SHARD_FORMAT_VERSION or payload.get("digest") != digest:
         return None  # built from another plan or format: rebuild
-    if payload["num_segments"] and (
-        location.fs.size(location.path(SHARDS_DIR, shard.tar_name)) != payload["num_bytes"]
-        or not location.exists(*segment_part_parts(shard.name))
-    ):
+    if payload["num_segments"] and not _files_match(location, shard.name, payload):
         return None
     rejections = tuple(
         Rejection(r["source"], Stage(r["stage"]), Reason(r["reason"]), r["detail"]) for r in payload["rejections"]
@@ -146,6 +151,24 @@ def read_completed(location: Location, shard: ShardPlan, digest: str) -> ShardRe
         speakers=tuple(payload["speakers"]),
         rejections=rejections,
     )
+
+
+def withdraw_marker(location: Location, shard_name: str) -> None:
+    """Remove a shard's marker before rebuilding it, so a run killed half-way never leaves an old marker beside
+    new files."""
+    if location.exists(*marker_parts(shard_name)):
+        location.fs.rm(location.path(*marker_parts(shard_name)))
+
+
+def _files_match(location: Location, shard_name: str, payload: dict[str, Any]) -> bool:
+    """The tar has the marker's size and the part the marker's row count (a deleted tar or part: rebuild)."""
+    try:
+        size = location.fs.size(location.path(SHARDS_DIR, f"{shard_name}.tar"))
+        with open_parquet(location, *segment_part_parts(shard_name)) as part:
+            rows = part.metadata.num_rows
+    except FileNotFoundError:
+        return False
+    return bool(size == payload["num_bytes"] and rows == payload["num_segments"])
 
 
 @dataclass(frozen=True)
@@ -187,11 +210,7 @@ def write_manifest(
             f"{len(rejected_audio)} rejected (overlap {sorted(sharded_sources & rejected_audio)[:5]})"
         )
     with_segments = [result for result in results if result.num_segments]
-    parts = (read_table(location, *segment_part_parts(result.shard)) for result in with_segments)
-    segments = write_tables(parts, SEGMENTS_SCHEMA, location, *SEGMENTS_MANIFEST)
-    expected = sum(result.num_segments for result in with_segments)
-    if segments != expected:
-        raise RuntimeError(f"the shards' segment tables hold {segments} rows but their markers count {expected}")
+    segments = write_tables(_checked_parts(location, with_segments), SEGMENTS_SCHEMA, location, *SEGMENTS_MANIFEST)
     write_table(
         pa.Table.from_pylist(
             [
@@ -214,6 +233,18 @@ def write_manifest(
         holdout_speakers=len({speaker for result in with_segments if result.holdout for speaker in result.speakers}),
         rejections_by_reason=dict(sorted(Counter(str(r.reason) for r in rejections).items())),
     )
+
+
+def _checked_parts(location: Location, results: list[ShardResult]) -> Iterator[pa.Table]:
+    """Each shard's part in order, checked against its marker before anything is published."""
+    for result in results:
+        part = read_table(location, *segment_part_parts(result.shard))
+        if part.num_rows != result.num_segments:
+            raise RuntimeError(
+                f"{location.url_of(*segment_part_parts(result.shard))} holds {part.num_rows} rows but the shard's "
+                f"marker counts {result.num_segments}; re-run the same command to rebuild it"
+            )
+        yield part
 
 
 def segments_table(rows: list[SegmentRow]) -> pa.Table:

@@ -91,5 +91,6 @@ def _json_value(value: object) -> str:
     return value.hex() if isinstance(value, bytes) else str(value)  # packed spans as hex
 
 
-# Bump when the bytes a shard holds change for the same plan (sample layout, JSON fields, FLAC settings).
-SHARD_FORMAT_VERSION = 1
+# Bump when the bytes a shard holds change for the same plan (sample layout, JSON fields, FLAC settings) or what is
+# written beside it. 2: segment rows in manifest/parts/{shard}.parquet, markers hold counts (issue 11).
+SHARD_FORMAT_VERSION = 2

@@ -111,16 +111,17 @@ def verify_tokens(
         model_version = versions[0]
     directory = f"model_version={model_version}"
     files = list_parquet_files(out, directory)
+    present_files = set(files)
     expected_files = {f"{directory}/split={e.split}/{e.shard}.parquet": e for e in read_shard_entries(shards)}
     gaps = _Gaps()
     policies: set[str] = set()
     without_policy = expected_rows = rows = 0
-    for path in sorted(set(files) | set(expected_files)):
+    for path in sorted(present_files | set(expected_files)):
         entry = expected_files.get(path)
         expected = [] if entry is None else read_shard_segments(shards, entry.shard, ["key"]).column("key").to_pylist()
         expected_rows += len(expected)
         keys: list[str] = []
-        if path in files:
+        if path in present_files:
             table = read_table(out, path, columns=["utterance_id"])
             keys = table.column("utterance_id").to_pylist()
             found = file_policies(table)

@@ -14,6 +14,7 @@ merged into `manifest/segments.parquet` one shard at a time.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -36,6 +37,7 @@ from storage.fs import check_reachable, is_transient_storage_error, open_locatio
 from storage.settings import S3Settings
 
 logger = logging.getLogger(__name__)
+RETRY_BACKOFF_S = 2.0  # before the first retry round; doubled for each further one
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -192,6 +194,7 @@ def _run_all(
         remaining = retry
         if not remaining:
             break
+        time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))  # let a throttled or restarting service recover
     if failures:
         first_label, first = failures[0]
         raise StepsFailedError(

@@ -16,8 +16,9 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.shard import run_shard_corpus
 from librilight_files import seed_bad_inputs, tone_with_pauses, write_entry
+from pipeline.sharding import job as job_module
 from pipeline.sharding.config import ShardConfig
-from pipeline.sharding.job import run_sharding
+from pipeline.sharding.job import StepsFailedError, run_sharding
 from pipeline.sharding.manifest import segment_part_parts
 from pipeline.sharding.runners import RayRunner, ThreadRunner
 from shard_checks import assert_accounting, tree_bytes
@@ -104,3 +105,29 @@ def test_thousands_of_files_make_a_bounded_number_of_prefect_task_runs(tmp_path:
     from prefect.utilities.asyncutils import run_coro_as_sync
 
     assert run_coro_as_sync(task_runs_of_latest_shard_flow()) == summary.task_runs
+
+
+def test_transient_storage_errors_are_retried_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    clean = run_sharding(str(corpus), str(tmp_path / "clean"), CONFIG, ThreadRunner(2))
+    real_write = job_module.write_shard
+    failed: set[str] = set()
+
+    def flaky_once(source, destination, shard, config):  # type: ignore[no-untyped-def]
+        if shard.name not in failed:  # every shard's first attempt: the connection drops
+            failed.add(shard.name)
+            raise ConnectionResetError(f"reset while writing {shard.name}")
+        return real_write(source, destination, shard, config)
+
+    monkeypatch.setattr(job_module, "write_shard", flaky_once)
+    monkeypatch.setattr(job_module, "RETRY_BACKOFF_S", 0.0)
+    retried = run_sharding(str(corpus), str(tmp_path / "retried"), CONFIG, ThreadRunner(2))
+    assert retried.manifest == clean.manifest and retried.task_runs == clean.task_runs + clean.shards_written
+    assert tree_bytes(tmp_path / "retried") == tree_bytes(tmp_path / "clean")
+
+    def always_fails(source, destination, shard, config):  # type: ignore[no-untyped-def]
+        raise ConnectionResetError("storage is down")
+
+    monkeypatch.setattr(job_module, "write_shard", always_fails)
+    with pytest.raises(StepsFailedError, match="storage is down"):
+        run_sharding(str(corpus), str(tmp_path / "down"), CONFIG.model_copy(update={"attempts": 2}), ThreadRunner(2))

@@ -46,6 +46,7 @@ SEGMENTS_PER_SHARD = 4_400  # 1 GiB shards of LibriLight: 15 M segments / ~3,400
 SAMPLE_RATE = 16_000
 BURST_S, PAUSE_S = 0.12, 0.10
 MAX_SECONDS = 0.2  # < 2 bursts + a pause: no two bursts merge into one segment
+LIBRILIGHT_ROWS_PER_BLOCK = 120 / (57_706 * 3600 / FULL_SEGMENTS)  # default 120 s batches of ~13.9 s segments: 8.7
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("shard", "tokenize", "verify")
 
@@ -106,7 +107,8 @@ def run_stage(stage: str, args: argparse.Namespace) -> dict[str, float]:
 
         use_tracking_uri(f"sqlite:///{args.registry}/mlflow.db")
         started = time.perf_counter()
-        summary = tokenize_shards(args.shards, args.tokens, config=TokenizeConfig(workers=1))
+        seconds = float(args.batch_seconds) if args.batch_seconds else TokenizeConfig().batch_seconds
+        summary = tokenize_shards(args.shards, args.tokens, config=TokenizeConfig(workers=1, batch_seconds=seconds))
         if summary.rejected:
             raise RuntimeError(f"tokenize rejected shards: {summary.rejected[:3]}")
     elif stage == "verify":
@@ -197,7 +199,13 @@ def main() -> None:
     parser.add_argument("--baseline-tree", type=Path, help="another speechtok checkout to measure the same way")
     parser.add_argument("--workdir", type=Path, help="keep corpora and outputs here (default: a temp dir)")
     parser.add_argument("--stages", default=",".join(STAGES), help="subset of shard,tokenize,verify")
-    for name in ("stage", "corpus", "shards", "tokens", "registry", "shard-bytes"):
+    parser.add_argument(
+        "--librilight-blocks",
+        action="store_true",
+        help="tokenize in Ray Data blocks of as many segments as LibriLight's (~9: 120 s batches of ~14 s segments) "
+        "instead of ~1000 of these 0.12 s bursts, so the driver tracks as many blocks per segment as at full scale",
+    )
+    for name in ("stage", "corpus", "shards", "tokens", "registry", "shard-bytes", "batch-seconds"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
@@ -241,6 +249,7 @@ def main() -> None:
                 "tokens": str(out / "tokens"),
                 "registry": str(registry),
                 "shard_bytes": str(shard_bytes),
+                "batch_seconds": str(LIBRILIGHT_ROWS_PER_BLOCK * BURST_S if args.librilight_blocks else 0),
             }
             row = f"{name:9} {files:>6} "
             for stage in stages:

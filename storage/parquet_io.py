@@ -47,7 +47,7 @@ def write_tables(
     location: Location,
     *parts: str,
     compression: str = "zstd",
-    rows_per_group: int = 131_072,
+    rows_per_group: int = 32_768,
 ) -> int:
     """Write `tables` one after another into one Parquet file at `location/parts`, published atomically at the end.
     Small tables are gathered into row groups of about `rows_per_group` rows (few, large groups keep the footer

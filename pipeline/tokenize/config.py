@@ -43,6 +43,12 @@ class TokenizeConfig(BaseModel):
         default=4096, ge=1, description="Parquet rows per row group (a 16 s row holds ~1.5 kB of tokens)"
     )
     compression: str = Field(default="zstd", description="Parquet codec")
+    shards_per_execution: int = Field(
+        default=128,
+        ge=1,
+        description="shards streamed through one Ray Data execution; Ray Data keeps statistics of every block of an "
+        "execution on the driver, so this bounds the driver's memory at full scale (LibriLight: ~27 executions)",
+    )
     experiment: str = Field(default="tokenize", description="MLflow experiment of the job's runs")
 
     def rows_per_batch(self, mean_segment_seconds: float) -> int:

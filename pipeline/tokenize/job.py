@@ -194,6 +194,47 @@ def _parts(model: ModelInfo, entry: ShardEntry) -> tuple[str, str, str]:
     return shard_file(model, entry.split, entry.shard)
 
 
+@dataclass
+class _HoursDone:
+    total: float
+    done: float = 0.0
+
+
+def _collect(
+    dataset: Any,
+    tasks: list[ShardTask],
+    entries: dict[str, ShardEntry],
+    shards: Location,
+    out: Location,
+    model: ModelInfo,
+    config: TokenizeConfig,
+    progress: ProgressSink,
+    hours: _HoursDone,
+) -> list[RejectedShard]:
+    """Drain one execution: write each shard's table as soon as it is complete; the rejected shards."""
+    collector = ShardCollector({t.shard: t.expected for t in tasks})
+    paths = {t.shard: t.path for t in tasks}
+    rejected: list[RejectedShard] = []
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for outcome in collector.add_batch(batch):
+            entry = entries[outcome.shard]
+            reason = outcome.reason
+            if outcome.rows is not None:
+                try:
+                    table = build_table(read_shard_segments(shards, entry.shard), outcome.rows, model)
+                except ValueError as error:
+                    reason = str(error)
+                else:
+                    write_shard_table(table, out, _parts(model, entry), config.compression, config.row_group_size)
+                    hours.done += entry.audio_seconds / 3600
+                    progress.advance("tokenize shards", status=f"{hours.done:.2f} of {hours.total:.2f} audio h")
+                    continue
+            rejected.append(RejectedShard(outcome.shard, paths[outcome.shard], reason))
+            progress.advance("tokenize shards", status=f"{len(rejected)} rejected")
+    rejected += [RejectedShard(o.shard, paths[o.shard], o.reason) for o in collector.finish()]
+    return rejected
+
+
 def _run_pipeline(
     tasks: list[ShardTask],
     entries: dict[str, ShardEntry],
@@ -224,49 +265,36 @@ def _run_pipeline(
     codec_ref = ray.put(codec)
     pending = [entries[t.shard] for t in tasks]
     durations = sum(e.audio_seconds for e in pending) / max(1, sum(e.num_segments for e in pending))
-    dataset = (
-        ray.data.from_items([t.as_row() for t in tasks], override_num_blocks=len(tasks))
-        .flat_map(
-            read_shard,  # type: ignore[arg-type]  # Ray's stub omits keyword-only fn_kwargs
-            fn_kwargs={"shards_url": shards_url, "s3": s3, "target_rate": model.sample_rate},
-            num_cpus=config.decode_cpus,
-        )
-        .map_batches(
-            CodecEncoder,
-            fn_constructor_kwargs={
-                "codec": codec_ref,
-                "batch_seconds": config.batch_seconds,
-                "chunks_per_forward": config.chunks_per_forward,
-                "threads": threads,
-            },
-            batch_size=config.rows_per_batch(durations),
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=config.workers),
-            num_gpus=config.gpus_per_worker or None,
-            num_cpus=config.cpus_per_worker,
-        )
-    )
-    collector = ShardCollector({t.shard: t.expected for t in tasks})
-    paths = {t.shard: t.path for t in tasks}
+    hours = _HoursDone(sum(e.audio_seconds for e in pending) / 3600)
     rejected: list[RejectedShard] = []
-    hours_total, hours_done = sum(e.audio_seconds for e in pending) / 3600, 0.0
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        for outcome in collector.add_batch(batch):
-            entry = entries[outcome.shard]
-            reason = outcome.reason
-            if outcome.rows is not None:
-                try:
-                    table = build_table(read_shard_segments(shards, entry.shard), outcome.rows, model)
-                except ValueError as error:
-                    reason = str(error)
-                else:
-                    write_shard_table(table, out, _parts(model, entry), config.compression, config.row_group_size)
-                    hours_done += entry.audio_seconds / 3600
-                    progress.advance("tokenize shards", status=f"{hours_done:.2f} of {hours_total:.2f} audio h")
-                    continue
-            rejected.append(RejectedShard(outcome.shard, paths[outcome.shard], reason))
-            progress.advance("tokenize shards", status=f"{len(rejected)} rejected")
-    rejected += [RejectedShard(o.shard, paths[o.shard], o.reason) for o in collector.finish()]
+    # One Ray Data execution per window of shards: Ray Data keeps a statistics record of every block it produced
+    # until its execution ends, which at full scale (15 M segments, ~9 per block) would grow with the corpus.
+    window = config.shards_per_execution
+    for start in range(0, len(tasks), window):
+        part = tasks[start : start + window]
+        dataset = (
+            ray.data.from_items([t.as_row() for t in part], override_num_blocks=len(part))
+            .flat_map(
+                read_shard,  # type: ignore[arg-type]  # Ray's stub omits keyword-only fn_kwargs
+                fn_kwargs={"shards_url": shards_url, "s3": s3, "target_rate": model.sample_rate},
+                num_cpus=config.decode_cpus,
+            )
+            .map_batches(
+                CodecEncoder,
+                fn_constructor_kwargs={
+                    "codec": codec_ref,
+                    "batch_seconds": config.batch_seconds,
+                    "chunks_per_forward": config.chunks_per_forward,
+                    "threads": threads,
+                },
+                batch_size=config.rows_per_batch(durations),
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=config.workers),
+                num_gpus=config.gpus_per_worker or None,
+                num_cpus=config.cpus_per_worker,
+            )
+        )
+        rejected += _collect(dataset, part, entries, shards, out, model, config, progress, hours)
     for rejection in rejected:  # a stale file from an earlier run must not stand in for a rejected shard
         parts = _parts(model, entries[rejection.shard])
         if out.exists(*parts):

@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 # Two 0.5-CPU actors leave a CPU for the decoding tasks on the 2-CPU session cluster. Small batches on one actor,
 # large ones on two: under the canonical encoding policy the token files must not differ (issue 12).
-ONE = TokenizeConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=6)
+# Two shards per Ray Data execution: the run is split into several executions (issue 11), with the same files.
+ONE = TokenizeConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=6, shards_per_execution=2)
 TWO = TokenizeConfig(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, batch_seconds=90)
 
 
@@ -133,7 +134,7 @@ def test_one_worker_gives_identical_files_and_resume_reuses_them(table, sharded_
     monkeypatch.setattr(job_module, "write_shard_table", real_write)
     resumed = tokenize_shards(str(sharded_sample_corpus), str(single), config=ONE)
     assert resumed.shards_reused == 2 and resumed.shards_written == resumed.shards - 2
-    # 1 worker with small batches, interrupted + resumed == 2 workers with large batches, uninterrupted
+    # 1 worker, small batches, 2 shards per execution, interrupted + resumed == 2 workers, large batches, one go
     assert files_of(single) == files_of(out)
 
 

@@ -68,6 +68,11 @@ def read_shard_entries(location: Location) -> list[ShardEntry]:
     return [ShardEntry(**row) for row in read_table(location, *SHARDS_MANIFEST).to_pylist()]
 
 
+def read_shard_keys(location: Location, shard: str) -> list[str]:
+    """One shard's segment keys, sorted, from its part."""
+    return read_shard_segments(location, shard, ["key"]).column("key").to_pylist()
+
+
 def read_shard_segments(location: Location, shard: str, columns: list[str] | None = None) -> pa.Table:
     """One shard's segment rows (sorted by key), from its part; `columns` to read only some."""
     try:

@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 from pipeline.progress import NoProgress, ProgressSink
-from pipeline.sharding.manifest import ShardEntry, read_shard_entries, read_shard_segments
+from pipeline.sharding.manifest import ShardEntry, read_shard_entries, read_shard_keys, read_shard_segments
 from pipeline.tokenize.collect import ShardCollector
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.decode import ShardTask, read_shard
@@ -152,13 +152,10 @@ def _tokenize(
     present = sorted(entries, key=lambda entry: entry.shard)
     by_name = {entry.shard: entry for entry in present}
 
-    def keys_of(shard: str) -> list[str]:
-        return read_shard_segments(shards, shard, ["key"]).column("key").to_pylist()
-
     pending = [
         entry
         for entry in present
-        if not existing_is_valid(out, _parts(model, entry), lambda e=entry: keys_of(e.shard), model)  # type: ignore[misc]
+        if not existing_is_valid(out, _parts(model, entry), lambda e=entry: read_shard_keys(shards, e.shard), model)  # type: ignore[misc]
     ]
     tasks = [ShardTask(entry.shard, entry.path, entry.num_segments) for entry in pending]
     # Ray workers do not share the driver's working directory: hand them an absolute location.

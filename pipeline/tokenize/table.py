@@ -78,13 +78,23 @@ class ModelInfo:
         return f"models:/{self.name}/{self.version}"
 
 
+def version_partition(version: str | int) -> str:
+    """`model_version=V`: the directory of one model version's files under OUT."""
+    return f"model_version={version}"
+
+
 def version_dir(model: ModelInfo) -> str:
-    return f"model_version={model.version}"
+    return version_partition(model.version)
+
+
+def token_file_parts(version: str | int, split: str, shard: str) -> tuple[str, str, str]:
+    """Path parts of one shard's token file under OUT, for a model version."""
+    return version_partition(version), f"split={split}", f"{shard}.parquet"
 
 
 def shard_file(model: ModelInfo, split: str, shard: str) -> tuple[str, str, str]:
     """Path parts of one shard's token file under OUT."""
-    return version_dir(model), f"split={split}", f"{shard}.parquet"
+    return token_file_parts(model.version, split, shard)
 
 
 @dataclass

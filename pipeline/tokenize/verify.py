@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.sharding.manifest import read_shard_entries, read_shard_segments
+from pipeline.sharding.manifest import read_shard_entries, read_shard_keys
 from pipeline.tokenize.manifest import read_table_manifest
-from pipeline.tokenize.table import file_policies
+from pipeline.tokenize.table import file_policies, token_file_parts, version_partition
 from storage.fs import open_location
 from storage.parquet_io import list_parquet_files, read_table
 from storage.settings import S3Settings
@@ -109,16 +109,17 @@ def verify_tokens(
                 f"{out.url} holds model versions {versions or 'none'}; pass the one to check (--model-version V)"
             )
         model_version = versions[0]
-    directory = f"model_version={model_version}"
+    directory = version_partition(model_version)
     files = list_parquet_files(out, directory)
     present_files = set(files)
-    expected_files = {f"{directory}/split={e.split}/{e.shard}.parquet": e for e in read_shard_entries(shards)}
+    entries = read_shard_entries(shards)
+    expected_files = {"/".join(token_file_parts(model_version, e.split, e.shard)): e for e in entries}
     gaps = _Gaps()
     policies: set[str] = set()
     without_policy = expected_rows = rows = 0
     for path in sorted(present_files | set(expected_files)):
         entry = expected_files.get(path)
-        expected = [] if entry is None else read_shard_segments(shards, entry.shard, ["key"]).column("key").to_pylist()
+        expected = [] if entry is None else read_shard_keys(shards, entry.shard)
         expected_rows += len(expected)
         keys: list[str] = []
         if path in present_files:
